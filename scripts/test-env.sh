@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the integration tests drive and makes sure the services they talk to
+# run. Idempotent: a second run installs nothing.
+set -euo pipefail
+
+PACKAGES=(podman runc conmon uidmap netavark aardvark-dns catatonit debootstrap busybox-static systemd)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "podman $(podman --version | awk '{print $3}'), $(systemd-analyze --version | head -1)"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): installs what the tests need, then lint, typecheck, and every
+# test — unit tests and the integration tests against real Podman, systemd, Postgres and Mosquitto.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step 'system packages and services'
+bash scripts/test-env.sh
+
+step 'npm packages'
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+step 'build'
+npx tsc -b
+
+step 'lint and format'
+npx eslint .
+npx prettier --check . --log-level warn
+
+step 'typecheck (tests included)'
+npx tsc -p tsconfig.check.json
+
+step 'tests'
+npx vitest run "$@"
