@@ -73,6 +73,15 @@ function listenProblem(value: string): string | undefined {
   return undefined;
 }
 
+/** A string → unit text map whose keys are checked too; a bad key is reported under its own path. */
+const keyedRecord = (keyProblem: (key: string) => string | undefined) =>
+  z.record(z.string(), unitText).superRefine((record, ctx) => {
+    for (const key of Object.keys(record)) {
+      const reason = keyProblem(key);
+      if (reason) ctx.addIssue({ code: 'custom', path: [key], message: reason });
+    }
+  });
+
 const checked = (problem: (value: string) => string | undefined) =>
   unitText.superRefine((value, ctx) => {
     const reason = problem(value);
@@ -109,25 +118,17 @@ export const ServiceSpec = z
       message: 'not an image reference (registry/repository[:tag][@sha256:digest])',
     }),
     command: z.array(unitText).min(1, 'must not be empty when given').optional(),
-    env: z
-      .record(
-        z.string().regex(ENV_NAME, { message: 'must match [A-Za-z_][A-Za-z0-9_]*' }),
-        unitText,
-      )
-      .default({}),
+    env: keyedRecord((key) =>
+      ENV_NAME.test(key) ? undefined : 'variable name must match [A-Za-z_][A-Za-z0-9_]*',
+    ).default({}),
     ports: z.array(checked(portProblem)).default([]),
     volumes: z.array(checked(volumeProblem)).default([]),
-    labels: z
-      .record(
-        z
-          .string()
-          .regex(LABEL_KEY, { message: 'label key must match [A-Za-z0-9][A-Za-z0-9._-/]*' })
-          .refine((key) => key !== AUTOUPDATE_LABEL, {
-            message: `set autoUpdate instead of the ${AUTOUPDATE_LABEL} label`,
-          }),
-        unitText,
-      )
-      .default({}),
+    labels: keyedRecord((key) => {
+      if (!LABEL_KEY.test(key)) return 'label key must match [A-Za-z0-9][A-Za-z0-9._/-]*';
+      if (key === AUTOUPDATE_LABEL)
+        return `set autoUpdate instead of the ${AUTOUPDATE_LABEL} label`;
+      return undefined;
+    }).default({}),
     restart: RestartPolicy.default('on-failure'),
     stopTimeout: z.number().int().min(0).max(86_400).default(10),
     notify: z.enum(['conmon', 'container', 'healthy']).default('conmon'),
