@@ -1,0 +1,42 @@
+import { Command, CommanderError } from 'commander';
+import { CliError, EXIT, type CliIo } from './io.js';
+import { registerRender } from './render.js';
+
+/** Builds the `podfleet` program; each command registers itself. */
+export function buildProgram(io: CliIo): Command {
+  const program = new Command('podfleet')
+    .description('podfleet: run containerized services on fleets of Linux edge devices')
+    .exitOverride()
+    .showSuggestionAfterError()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      // Commander's own errors become our one-line form in runCli.
+      writeErr: () => undefined,
+    });
+  registerRender(program, io);
+  for (const command of program.commands) command.exitOverride();
+  return program;
+}
+
+/** Runs one command line and returns the exit code; nothing here calls process.exit. */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof CliError) {
+      for (const line of error.lines) io.stderr.write(`podfleet: ${line}\n`);
+      return error.exitCode;
+    }
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version')
+        return EXIT.ok;
+      if (error.code === 'commander.help') return EXIT.ok;
+      io.stderr.write(`podfleet: ${error.message.replace(/^error: /, '')}\n`);
+      return EXIT.badInput;
+    }
+    io.stderr.write(`podfleet: ${error instanceof Error ? error.message : String(error)}\n`);
+    return EXIT.failed;
+  }
+}
