@@ -1,0 +1,35 @@
+import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
+
+export interface BrokerSession {
+  client: MqttClient;
+  /** Whether the broker offers MQTT 5 shared subscriptions ($share/…): absent means yes. */
+  sharedSubscriptions: boolean;
+}
+
+/**
+ * Connects with MQTT 5 and reads what the broker offers from its CONNACK. Rejects with the
+ * broker's reason when the first connection fails (a bad URL or refused credentials should stop
+ * the controller at start, not retry forever); later drops reconnect on their own.
+ */
+export function connectBroker(url: string, options: IClientOptions = {}): Promise<BrokerSession> {
+  const client = mqtt.connect(url, {
+    protocolVersion: 5,
+    reconnectPeriod: 1000,
+    connectTimeout: 10_000,
+    ...options,
+  });
+  return new Promise((resolve, reject) => {
+    const fail = (error: Error) => {
+      client.removeListener('connect', connected);
+      client.end(true);
+      reject(new Error(`cannot connect to ${url}: ${error.message}`));
+    };
+    const connected = (connack: IConnackPacket) => {
+      client.removeListener('error', fail);
+      const offered = connack.properties?.sharedSubscriptionAvailable;
+      resolve({ client, sharedSubscriptions: offered !== false });
+    };
+    client.once('error', fail);
+    client.once('connect', connected);
+  });
+}
