@@ -114,7 +114,7 @@ describe('renderUnits', () => {
   it.each([
     ['conmon', '--sdnotify=conmon', undefined],
     ['container', '--sdnotify=container', 'true'],
-  ])('notify %s → %s, Quadlet Notify=%s', (notify, flag, quadlet) => {
+  ] as const)('notify %s → %s, Quadlet Notify=%s', (notify, flag, quadlet) => {
     const spec = { name: 'web', image: 'localhost/web:1', notify };
     const argv = splitExecLine(
       unitValues(unit(spec, 'service', 'web.service'), 'Service', 'ExecStart')[0]!,
