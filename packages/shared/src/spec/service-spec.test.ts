@@ -71,6 +71,8 @@ describe('ServiceSpec', () => {
     [{ volumes: ['/a'] }, 'volumes[0]: expected source:destination[:options]'],
     [{ volumes: ['/a:rel'] }, 'volumes[0]: destination must be an absolute path'],
     [{ volumes: ['/a:/b:bogus'] }, 'volumes[0]: unknown volume option: bogus'],
+    [{ volumes: ['/srv/my dir:/b'] }, 'volumes[0]: paths must not contain blanks'],
+    [{ init: true, systemd: 'always' }, 'init: not with systemd: always (systemd is the init)'],
     [{ restart: 'sometimes' }, 'restart: must be no, on-failure'],
     [{ notify: 'healthy' }, 'notify: healthy needs a health check'],
     [{ ready: { timeout: 'soon' } }, 'ready.timeout: not a duration: "soon"'],

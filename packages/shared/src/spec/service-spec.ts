@@ -57,6 +57,8 @@ function volumeProblem(value: string): string | undefined {
     return 'source must be an absolute path or a volume name';
   }
   if (!destination.startsWith('/')) return 'destination must be an absolute path';
+  // systemd reads RequiresMountsFor= (which Quadlet writes for a bind source) as blank-separated.
+  if (/\s/.test(source) || /\s/.test(destination)) return 'paths must not contain blanks';
   for (const option of options?.split(',') ?? []) {
     if (!VOLUME_OPTIONS.has(option)) return `unknown volume option: ${option}`;
   }
@@ -146,6 +148,14 @@ export const ServiceSpec = z
     scope: z.enum(['system', 'user']).default('system'),
   })
   .superRefine((spec, ctx) => {
+    if (spec.init && spec.systemd === 'always') {
+      // Podman: "cannot use container-init binary with systemd=always" (systemd is the init).
+      ctx.addIssue({
+        code: 'custom',
+        path: ['init'],
+        message: 'not with systemd: always (systemd is the init)',
+      });
+    }
     if (spec.notify === 'healthy' && !spec.health) {
       ctx.addIssue({ code: 'custom', path: ['notify'], message: 'healthy needs a health check' });
     }

@@ -41,7 +41,6 @@ export const specFixtures: SpecFixture[] = [
       ready: { timeout: '90s', settle: '15s' },
       autoUpdate: 'registry',
       systemd: 'always',
-      init: true,
       logDriver: 'journald',
       scope: 'system',
     },
@@ -68,13 +67,14 @@ export const specFixtures: SpecFixture[] = [
     },
   },
   {
-    title: 'user scope, pinned by digest, always restart',
+    title: 'user scope, pinned by digest, always restart, init',
     spec: {
       name: 'metrics',
       image: `registry.example/acme/metrics@sha256:${'ab'.repeat(32)}`,
       scope: 'user',
       restart: 'always',
       systemd: false,
+      init: true,
       logDriver: 'k8s-file',
       stopTimeout: 0,
     },

@@ -178,6 +178,13 @@ describe('renderUnits', () => {
     ]);
   });
 
+  it('moves a lone ; health command out of Quadlet’s HealthCmd=, which would write it bare', () => {
+    const spec = { name: 'web', image: 'localhost/web:1', health: { cmd: ';' } };
+    const entries = unit(spec, 'quadlet', 'web.container');
+    expect(unitValues(entries, 'Container', 'HealthCmd')).toEqual([]);
+    expect(unitValues(entries, 'Container', 'PodmanArgs')).toEqual(['--health-cmd ;%i']);
+  });
+
   it('moves a health command that Quadlet would strip quotes from into PodmanArgs', () => {
     const spec = { name: 'web', image: 'localhost/web:1', health: { cmd: 'curl -f "localhost/"' } };
     const entries = unit(spec, 'quadlet', 'web.container');
