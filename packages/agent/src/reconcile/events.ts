@@ -1,0 +1,21 @@
+import { randomUUID } from 'node:crypto';
+import type { DeviceEvent } from '@podfleet/shared';
+import type { Clock } from '../clock/clock.js';
+
+export type ApplyDeviceEvent = Extract<DeviceEvent, { type: 'apply' }>;
+export type RollbackDeviceEvent = Extract<DeviceEvent, { type: 'rollback' }>;
+
+/** Who stamps events: the device, the time, and a fresh id (so the controller stores each once). */
+export interface EventSource {
+  device: string;
+  clock: Clock;
+  newId?: () => string;
+}
+
+export function eventHeader(source: EventSource): { id: string; device: string; at: string } {
+  return {
+    id: (source.newId ?? randomUUID)(),
+    device: source.device,
+    at: new Date(source.clock.now()).toISOString(),
+  };
+}

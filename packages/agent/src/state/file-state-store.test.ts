@@ -1,0 +1,65 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { renderUnits, ServiceSpec } from '@podfleet/shared';
+import type { AppliedRecord, ServiceBackup } from './applied-record.js';
+import { FileStateStore } from './file-state-store.js';
+
+let directory: string;
+beforeEach(async () => {
+  directory = await mkdtemp(join(tmpdir(), 'podfleet-state-'));
+});
+afterEach(async () => {
+  await rm(directory, { recursive: true, force: true });
+});
+
+const spec = ServiceSpec.parse({
+  name: 'web',
+  image: 'registry.example/acme/web:1',
+  env: { A: '1' },
+});
+
+describe('FileStateStore', () => {
+  it('round-trips the applied record and backups, leaving no temporary files', async () => {
+    const store = new FileStateStore(directory);
+    expect(await store.loadApplied()).toBeUndefined();
+    const record: AppliedRecord = {
+      generation: 4,
+      style: 'service',
+      services: [{ spec, files: renderUnits(spec, { style: 'service' }), imageId: 'b'.repeat(64) }],
+      failed: [],
+    };
+    await store.saveApplied(record);
+    expect(await new FileStateStore(directory).loadApplied()).toEqual(record);
+
+    const backup: ServiceBackup = {
+      name: 'web',
+      files: [],
+      enabled: ['web.service'],
+      active: [],
+      ready: { timeout: 60, settle: 15 },
+      health: false,
+    };
+    await store.saveBackup(backup);
+    expect(await store.loadBackup('web')).toEqual(backup);
+    await store.dropBackup('web');
+    expect(await store.loadBackup('web')).toBeUndefined();
+    expect(await readdir(directory)).toEqual(['applied.json', 'backup']);
+    expect(await readdir(join(directory, 'backup'))).toEqual([]);
+  });
+
+  it('refuses a corrupt record with the file and the field', async () => {
+    await writeFile(join(directory, 'applied.json'), JSON.stringify({ generation: -1 }));
+    await expect(new FileStateStore(directory).loadApplied()).rejects.toThrow(
+      /applied\.json: generation: /,
+    );
+    expect(await readFile(join(directory, 'applied.json'), 'utf8')).toContain('-1');
+  });
+
+  it('refuses a service name that could escape the directory', async () => {
+    await expect(new FileStateStore(directory).loadBackup('../etc')).rejects.toThrow(
+      'not a service name',
+    );
+  });
+});
