@@ -33,3 +33,17 @@ export function connectBroker(url: string, options: IClientOptions = {}): Promis
     client.once('connect', connected);
   });
 }
+
+/**
+ * A controller's MQTT session: persistent, so that messages for it wait in the broker while it
+ * restarts (QoS 1), and with the largest Receive Maximum, so that the broker keeps them in flight
+ * instead of in its per-client queue — Mosquitto drops what overflows that queue
+ * (`max_queued_messages`, 1000 by default: "Outgoing messages are being dropped").
+ */
+export function controllerSessionOptions(clientId: string): IClientOptions {
+  return {
+    clientId,
+    clean: false,
+    properties: { sessionExpiryInterval: 24 * 3600, receiveMaximum: 65_535 },
+  };
+}

@@ -1,0 +1,266 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { topics, type DeviceEventInput, type StateReport } from '@podfleet/shared';
+import { migrateDatabase } from '../db/migrate.js';
+import { pgSession, type SqlSession } from '../db/session.js';
+import { createScratchDatabase, type ScratchDatabase } from '../db/testing.js';
+import { connectBroker, controllerSessionOptions, type BrokerSession } from '../mqtt/connect.js';
+import { DeviceIngest } from './device-ingest.js';
+
+const MOSQUITTO = process.env.PODFLEET_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
+const log = pino({ level: process.env.PODFLEET_TEST_LOG ?? 'silent' });
+
+describe('device ingest against Postgres and Mosquitto', () => {
+  let db: ScratchDatabase;
+  let pool: pg.Pool;
+  const withSession = async <T>(work: (session: SqlSession) => Promise<T>): Promise<T> => {
+    const client = await pool.connect();
+    try {
+      return await work(pgSession(client));
+    } finally {
+      client.release();
+    }
+  };
+  const count = async (sql: string, params: unknown[] = []) =>
+    Number((await pool.query<{ n: string }>(sql, params)).rows[0]!.n);
+
+  beforeAll(async () => {
+    db = await createScratchDatabase();
+    await migrateDatabase(db.url);
+    pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  });
+  afterAll(async () => {
+    await pool.end();
+    await db.drop();
+  });
+
+  async function addDevices(prefix: string, n: number): Promise<string[]> {
+    const ids = Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+    await pool.query('INSERT INTO devices (id, updated_at) SELECT unnest($1::text[]), now()', [
+      ids,
+    ]);
+    return ids;
+  }
+
+  function state(device: string, generation: number, at = new Date()): StateReport {
+    return {
+      device,
+      generation,
+      reportedAt: at.toISOString(),
+      agent: { version: '0.1.0' },
+      host: { podman: '5.4.2', systemd: '257', arch: 'x86_64', unitStyle: 'quadlet' },
+      services: [],
+    };
+  }
+
+  function event(device: string): DeviceEventInput {
+    return {
+      id: randomUUID(),
+      device,
+      at: new Date().toISOString(),
+      type: 'error',
+      message: 'disk full',
+    };
+  }
+
+  async function ingestOn(
+    clientId: string,
+    journalDir: string,
+    extra: Partial<ConstructorParameters<typeof DeviceIngest>[0]> = {},
+  ) {
+    const options = controllerSessionOptions(clientId);
+    const session = await connectBroker(MOSQUITTO, {
+      ...options,
+      properties: { ...options.properties, sessionExpiryInterval: 30 },
+    });
+    // A share group of its own: other controllers on this broker (other tests, stale sessions of
+    // earlier runs) would otherwise take their turn at this test's messages.
+    const shareGroup = `test-${clientId}`;
+    const ingest = new DeviceIngest({ journalDir, withSession, log, shareGroup, ...extra });
+    await ingest.replay();
+    await ingest.subscribe(session.client, session.sharedSubscriptions);
+    return { session, ingest };
+  }
+
+  async function until(check: () => Promise<boolean>, ms = 20_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error('timed out');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  async function publisher(): Promise<BrokerSession> {
+    return connectBroker(MOSQUITTO, { clientId: `pf-test-pub-${randomUUID()}` });
+  }
+
+  it('stores a burst of 10,000 state reports, none lost, with each device’s applied generation', async () => {
+    const prefix = `burst-${randomUUID().slice(0, 6)}`;
+    const ids = await addDevices(prefix, 10_000);
+    const { session, ingest } = await ingestOn(
+      `pf-ctl-${randomUUID()}`,
+      mkdtempSync(join(tmpdir(), 'pf-ingest-')),
+    );
+    const pub = await publisher();
+    try {
+      await Promise.all(
+        ids.map((id) =>
+          pub.client.publishAsync(topics.state(id), JSON.stringify(state(id, 7)), { qos: 1 }),
+        ),
+      );
+      await until(
+        async () =>
+          (await count(
+            `SELECT count(*) AS n FROM devices WHERE id LIKE $1 AND applied_generation = 7`,
+            [`${prefix}-%`],
+          )) === 10_000,
+      );
+      expect(
+        await count(
+          `SELECT count(*) AS n FROM devices WHERE id LIKE $1 AND online AND last_state IS NOT NULL`,
+          [`${prefix}-%`],
+        ),
+      ).toBe(10_000);
+    } finally {
+      await ingest.close();
+      await Promise.all([session.client.endAsync(), pub.client.endAsync()]);
+    }
+  });
+
+  it('drops malformed and forged payloads, counts them, and keeps going', async () => {
+    const [device] = await addDevices(`bad-${randomUUID().slice(0, 6)}`, 1);
+    const { session, ingest } = await ingestOn(
+      `pf-ctl-${randomUUID()}`,
+      mkdtempSync(join(tmpdir(), 'pf-ingest-')),
+    );
+    const pub = await publisher();
+    try {
+      await pub.client.publishAsync(topics.events(device!), 'not json', { qos: 1 });
+      await pub.client.publishAsync(
+        topics.events(device!),
+        JSON.stringify({ type: 'apply', device }),
+        { qos: 1 },
+      );
+      await pub.client.publishAsync(topics.events(device!), JSON.stringify(event('someone-else')), {
+        qos: 1,
+      });
+      await pub.client.publishAsync(topics.online(device!), 'maybe', { qos: 1 });
+      const good = event(device!);
+      await pub.client.publishAsync(topics.events(device!), JSON.stringify(good), { qos: 1 });
+      await until(
+        async () =>
+          (await count('SELECT count(*) AS n FROM device_events WHERE device_id = $1', [
+            device,
+          ])) === 1,
+      );
+      await ingest.drain();
+      expect(ingest.stats.invalid).toBe(4);
+      const stored = await pool.query(
+        'SELECT id, type, payload FROM device_events WHERE device_id = $1',
+        [device],
+      );
+      expect(stored.rows).toEqual([{ id: good.id, type: 'error', payload: good }]);
+    } finally {
+      await ingest.close();
+      await Promise.all([session.client.endAsync(), pub.client.endAsync()]);
+    }
+  });
+
+  it('loses nothing the broker acknowledged when the controller dies mid-ingest and a new one starts', async () => {
+    const [device] = await addDevices(`crash-${randomUUID().slice(0, 6)}`, 1);
+    const clientId = `pf-ctl-${randomUUID()}`;
+    const journalDir = mkdtempSync(join(tmpdir(), 'pf-ingest-'));
+    // The database is slow, so the first controller dies with batches acknowledged but unwritten.
+    const slow = async <T>(work: (session: SqlSession) => Promise<T>) => {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      return withSession(work);
+    };
+    const first = await ingestOn(clientId, journalDir, { withSession: slow, maxBatch: 100 });
+    const pub = await publisher();
+    const sent = Array.from({ length: 2000 }, () => event(device!));
+    await Promise.all(
+      sent.map((e) =>
+        pub.client.publishAsync(topics.events(device!), JSON.stringify(e), { qos: 1 }),
+      ),
+    );
+    await until(async () => first.ingest.stats.received >= 500);
+    first.session.client.end(true); // the process dies: no drain, no clean disconnect
+    const before = await count('SELECT count(*) AS n FROM device_events WHERE device_id = $1', [
+      device,
+    ]);
+    expect(before).toBeLessThan(2000);
+
+    const second = await ingestOn(clientId, journalDir);
+    try {
+      await until(
+        async () =>
+          (await count('SELECT count(*) AS n FROM device_events WHERE device_id = $1', [
+            device,
+          ])) === 2000,
+      );
+      await second.ingest.drain();
+      const ids = (
+        await pool.query<{ id: string }>('SELECT id FROM device_events WHERE device_id = $1', [
+          device,
+        ])
+      ).rows.map((r) => r.id);
+      expect(new Set(ids)).toEqual(new Set(sent.map((e) => e.id)));
+    } finally {
+      await second.ingest.close();
+      await Promise.all([second.session.client.endAsync(), pub.client.endAsync()]);
+    }
+  });
+
+  it('keeps acknowledging while the database is down and catches up from the journal when it answers', async () => {
+    const [device] = await addDevices(`down-${randomUUID().slice(0, 6)}`, 1);
+    let down = true;
+    const flaky = async <T>(work: (session: SqlSession) => Promise<T>) => {
+      if (down) throw new Error('connection refused');
+      return withSession(work);
+    };
+    const { session, ingest } = await ingestOn(
+      `pf-ctl-${randomUUID()}`,
+      mkdtempSync(join(tmpdir(), 'pf-ingest-')),
+      {
+        withSession: flaky,
+        retryMs: 50,
+      },
+    );
+    const pub = await publisher();
+    try {
+      const sent = Array.from({ length: 300 }, () => event(device!));
+      await Promise.all(
+        sent.map((e) =>
+          pub.client.publishAsync(topics.events(device!), JSON.stringify(e), { qos: 1 }),
+        ),
+      );
+      await until(async () => ingest.stats.received === 300);
+      expect(
+        await count('SELECT count(*) AS n FROM device_events WHERE device_id = $1', [device]),
+      ).toBe(0);
+      down = false;
+      await until(
+        async () =>
+          (await count('SELECT count(*) AS n FROM device_events WHERE device_id = $1', [
+            device,
+          ])) === 300,
+      );
+      const more = event(device!);
+      await pub.client.publishAsync(topics.events(device!), JSON.stringify(more), { qos: 1 });
+      await until(
+        async () =>
+          (await count('SELECT count(*) AS n FROM device_events WHERE device_id = $1', [
+            device,
+          ])) === 301,
+      );
+    } finally {
+      await ingest.close();
+      await Promise.all([session.client.endAsync(), pub.client.endAsync()]);
+    }
+  });
+});
