@@ -15,6 +15,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 step 'build'
+npm run --silent -w @podfleet/controller prisma:generate
 npx tsc -b
 
 step 'lint and format'

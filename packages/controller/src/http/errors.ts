@@ -47,12 +47,10 @@ export function registerErrorHandler(app: FastifyInstance): void {
         ? error.statusCode
         : 500;
     if (status === 500) request.log.error({ err: error }, 'request failed');
-    return reply
-      .code(status)
-      .send({
-        error: statusText(status),
-        message: status === 500 ? 'internal error' : error.message,
-      });
+    return reply.code(status).send({
+      error: statusText(status),
+      message: status === 500 ? 'internal error' : error.message,
+    });
   });
 }
 

@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import { cp, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { defaultMigrationsDir } from './migrations.js';
+
+/** The server's maintenance database, from which test databases are created and dropped. */
+export const adminDatabaseUrl =
+  process.env.PODFLEET_TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+export interface ScratchDatabase {
+  name: string;
+  url: string;
+  /** Drops the database, ending any connection still open to it. */
+  drop(): Promise<void>;
+}
+
+/**
+ * Creates an empty database `podfleet_test_<random>` on the server of `adminUrl`, so that each
+ * test run (and each concurrent engineer or CI job) has a database of its own.
+ */
+export async function createScratchDatabase(
+  adminUrl: string = adminDatabaseUrl,
+): Promise<ScratchDatabase> {
+  const name = `podfleet_test_${randomBytes(6).toString('hex')}`;
+  await runAdmin(adminUrl, `CREATE DATABASE "${name}"`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    name,
+    url: url.toString(),
+    drop: () => runAdmin(adminUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`),
+  };
+}
+
+async function runAdmin(adminUrl: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect().catch((error: Error) => {
+    const { host, pathname } = new URL(adminUrl);
+    throw new Error(`cannot connect to postgres://${host}${pathname}: ${error.message}`, {
+      cause: error,
+    });
+  });
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A temporary copy of prisma/migrations that a test may edit or add to. */
+export async function copyMigrations(from: string = defaultMigrationsDir): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'podfleet-migrations-'));
+  await cp(from, dir, { recursive: true });
+  return dir;
+}
