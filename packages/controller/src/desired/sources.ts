@@ -1,0 +1,109 @@
+import { ServiceSpec } from '@podfleet/shared';
+import type { PrismaClient } from '../db/client.js';
+import type { Pins, RolloutOverrides, ServiceTable } from './image-rule.js';
+import type { Group, LabeledDevice } from './membership.js';
+import type { DesiredSources, Revision } from './resolve.js';
+import { parseSelector } from './selector.js';
+
+/** Prisma's interactive-transaction client, or the client itself. */
+export type Db = Pick<PrismaClient, 'device' | 'group' | 'assignment' | 'pin'>;
+
+export interface StoredDevice extends LabeledDevice {
+  desiredGeneration: number;
+  appliedGeneration: number;
+  desiredManifest: unknown;
+}
+
+export interface FleetSnapshot extends DesiredSources {
+  devices: StoredDevice[];
+  groups: Group[];
+}
+
+/**
+ * Everything desired state is computed from, read in a handful of queries. Rollout overrides are
+ * given by the caller (the rollout engine owns them).
+ */
+export async function loadFleet(
+  db: Db,
+  rollouts: RolloutOverrides = new Map(),
+): Promise<FleetSnapshot> {
+  const [devices, groups, assignments, pins] = await Promise.all([
+    db.device.findMany({
+      select: {
+        id: true,
+        labels: true,
+        desiredGeneration: true,
+        appliedGeneration: true,
+        desiredManifest: true,
+      },
+      orderBy: { id: 'asc' },
+    }),
+    db.group.findMany({ include: { members: { select: { deviceId: true } } } }),
+    db.assignment.findMany({
+      include: { serviceRevision: { select: { revision: true, spec: true } } },
+    }),
+    db.pin.findMany(),
+  ]);
+  return {
+    devices: devices.map((device) => ({
+      id: device.id,
+      labels: device.labels as Record<string, string>,
+      desiredGeneration: device.desiredGeneration,
+      appliedGeneration: device.appliedGeneration,
+      desiredManifest: device.desiredManifest,
+    })),
+    groups: groups.map((group) =>
+      toGroup(group.name, group.priority, group.selector, group.members),
+    ),
+    assignments: table(
+      assignments.map((a) => [
+        a.groupName,
+        a.serviceName,
+        revisionOf(a.serviceRevision.revision, a.serviceRevision.spec),
+      ]),
+    ),
+    pins: {
+      devices: table(
+        pins.flatMap((p) => (p.deviceId ? [[p.deviceId, p.serviceName, p.image] as const] : [])),
+      ),
+      groups: table(
+        pins.flatMap((p) => (p.groupName ? [[p.groupName, p.serviceName, p.image] as const] : [])),
+      ),
+    } satisfies Pins,
+    rollouts,
+  };
+}
+
+function toGroup(
+  name: string,
+  priority: number,
+  selector: string | null,
+  members: { deviceId: string }[],
+): Group {
+  const group: { name: string; priority: number; selector?: Group['selector']; members: string[] } =
+    {
+      name,
+      priority,
+      members: members.map((m) => m.deviceId),
+    };
+  if (selector) {
+    const parsed = parseSelector(selector);
+    // Stored selectors were validated when written; one that no longer parses matches nothing.
+    if (parsed.ok) group.selector = parsed.selector;
+  }
+  return group;
+}
+
+function revisionOf(number: number, spec: unknown): Revision {
+  return { number, spec: ServiceSpec.parse(spec) };
+}
+
+function table<T>(rows: (readonly [string, string, T])[]): ServiceTable<T> {
+  const result = new Map<string, Map<string, T>>();
+  for (const [owner, service, value] of rows) {
+    let services = result.get(owner);
+    if (!services) result.set(owner, (services = new Map()));
+    services.set(service, value);
+  }
+  return result;
+}

@@ -1,0 +1,190 @@
+import { ServiceSpec, signManifest, type DeviceManifest, type SigningKey } from '@podfleet/shared';
+import type { Logger } from 'pino';
+import type { Database } from '../db/client.js';
+import type { Fleet } from '../http/app.js';
+import type { RolloutOverrides } from './image-rule.js';
+import { nextManifest, type ManifestContent } from './manifest.js';
+import { resolveDesiredState, resolveFleet, type DesiredState } from './resolve.js';
+import { loadFleet, type StoredDevice } from './sources.js';
+
+/** Hands a signed manifest to the devices (MQTT: retained, QoS 1, on its desired topic). */
+export interface ManifestPublisher {
+  publish(manifest: DeviceManifest): Promise<void>;
+  /** Clears a device's retained manifest (the device was deleted). */
+  clear(deviceId: string): Promise<void>;
+}
+
+export interface SyncOptions {
+  db: Database;
+  publisher: ManifestPublisher;
+  key: SigningKey;
+  log: Logger;
+  /** What active rollouts give devices now (the rollout engine's). */
+  rollouts?: () => Promise<RolloutOverrides>;
+  /** Changes within this window are recomputed together. */
+  debounceMs?: number;
+  now?: () => Date;
+}
+
+export interface SyncResult {
+  devices: number;
+  published: number;
+  conflicts: number;
+}
+
+// pg_advisory_xact_lock key: one desired-state computation at a time across controllers.
+const DESIRED_LOCK = 0x70660001;
+
+/**
+ * Keeps every device's signed manifest equal to what groups, assignments, pins and rollouts say.
+ * A change only asks for a recompute; recomputes are debounced and run one at a time, each over
+ * the whole fleet inside one transaction holding an advisory lock, so two controllers never hand
+ * out one generation twice. A device's generation grows only when its manifest's content changes.
+ */
+export class DesiredSync implements Fleet {
+  private pending: NodeJS.Timeout | undefined;
+  private running: Promise<SyncResult | undefined> = Promise.resolve(undefined);
+  private reasons: string[] = [];
+  private closed = false;
+
+  constructor(private readonly options: SyncOptions) {}
+
+  changed(reason: string): void {
+    if (this.closed) return;
+    this.reasons.push(reason);
+    if (this.pending) return;
+    this.pending = setTimeout(() => {
+      this.pending = undefined;
+      void this.recompute().catch((error: unknown) =>
+        this.options.log.error({ err: error }, 'recomputing desired state failed'),
+      );
+    }, this.options.debounceMs ?? 50);
+  }
+
+  /** Recomputes now (after any recompute in progress) and publishes what changed. */
+  recompute(): Promise<SyncResult | undefined> {
+    const reasons = this.reasons.splice(0);
+    this.running = this.running.catch(() => undefined).then(() => this.recomputeOnce(reasons));
+    return this.running;
+  }
+
+  /** Waits for scheduled and running recomputes. */
+  async settled(): Promise<void> {
+    while (this.pending || this.reasons.length > 0) {
+      if (this.pending) {
+        clearTimeout(this.pending);
+        this.pending = undefined;
+      }
+      await this.recompute();
+    }
+    await this.running;
+  }
+
+  async explain(deviceId: string): Promise<DesiredState | undefined> {
+    const fleet = await loadFleet(this.options.db.prisma, await this.rolloutOverrides());
+    const device = fleet.devices.find((d) => d.id === deviceId);
+    return device ? resolveDesiredState({ ...fleet, device }) : undefined;
+  }
+
+  /** Publishes every stored manifest again: at start, and after the broker lost retained ones. */
+  async republishAll(): Promise<number> {
+    const devices = await this.options.db.prisma.device.findMany({
+      where: { desiredManifest: { not: { equals: null } } },
+      select: { desiredManifest: true },
+    });
+    const manifests = devices.flatMap((d) =>
+      d.desiredManifest ? [d.desiredManifest as unknown as DeviceManifest] : [],
+    );
+    for (let start = 0; start < manifests.length; start += 1000) {
+      await Promise.all(
+        manifests.slice(start, start + 1000).map((m) => this.options.publisher.publish(m)),
+      );
+    }
+    return manifests.length;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.settled();
+  }
+
+  private async rolloutOverrides(): Promise<RolloutOverrides> {
+    return this.options.rollouts ? this.options.rollouts() : new Map();
+  }
+
+  private async recomputeOnce(reasons: string[]): Promise<SyncResult> {
+    const { db, key, log } = this.options;
+    const now = this.options.now?.() ?? new Date();
+    const overrides = await this.rolloutOverrides();
+    const { changed, devices, conflicts } = await db.prisma.$transaction(
+      async (tx) => {
+        await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${DESIRED_LOCK})`);
+        const fleet = await loadFleet(tx, overrides);
+        const states = resolveFleet(fleet.devices, fleet.groups, fleet);
+        const changed: DeviceManifest[] = [];
+        let conflicts = 0;
+        for (const device of fleet.devices) {
+          const state = states.get(device.id)!;
+          conflicts += state.conflicts.length;
+          const manifest = nextManifestFor(device, state, now);
+          if (manifest) changed.push(signManifest(manifest, key.privateKeyPem));
+        }
+        if (changed.length > 0) {
+          await tx.$executeRawUnsafe(
+            `UPDATE devices AS d SET desired_generation = u.generation, desired_manifest = u.manifest, updated_at = now()
+             FROM unnest($1::text[], $2::int[], $3::jsonb[]) AS u(id, generation, manifest)
+             WHERE d.id = u.id`,
+            changed.map((m) => m.device),
+            changed.map((m) => m.generation),
+            changed.map((m) => JSON.stringify(m)),
+          );
+        }
+        return { changed, devices: fleet.devices.length, conflicts };
+      },
+      { timeout: 120_000, maxWait: 120_000 },
+    );
+    // After commit: a manifest is published only once it is the stored truth. Many in flight at
+    // once: one PUBACK round trip per manifest would make 10,000 devices take seconds.
+    for (let start = 0; start < changed.length; start += 1000) {
+      await Promise.all(
+        changed.slice(start, start + 1000).map((m) => this.options.publisher.publish(m)),
+      );
+    }
+    if (changed.length > 0 || conflicts > 0) {
+      log.info(
+        { reasons, devices, published: changed.length, conflicts },
+        'desired state recomputed',
+      );
+    }
+    return { devices, published: changed.length, conflicts };
+  }
+}
+
+/**
+ * The next manifest of one device, or undefined when its content did not change. A service the
+ * rules leave undecided (a conflict) keeps the spec it had, so that a conflict never removes a
+ * running service; the conflict is reported by `explain`. The generation continues from the
+ * larger of the stored and the applied one (a database restored from a backup must not hand out
+ * a generation the device already saw).
+ */
+function nextManifestFor(device: StoredDevice, state: DesiredState, now: Date) {
+  const previous = device.desiredManifest as (ManifestContent & { generation: number }) | null;
+  const services = [...state.services];
+  for (const conflict of state.conflicts) {
+    const kept = previous?.services.find((s) => s.name === conflict.service);
+    if (kept) services.push(ServiceSpec.parse(kept));
+  }
+  const base = previous
+    ? {
+        ...previous,
+        generation: Math.max(
+          previous.generation,
+          device.desiredGeneration,
+          device.appliedGeneration,
+        ),
+      }
+    : device.appliedGeneration > 0
+      ? { device: device.id, services: [], generation: device.appliedGeneration }
+      : undefined;
+  return nextManifest(base, device.id, services, now);
+}
