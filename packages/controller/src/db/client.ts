@@ -1,3 +1,4 @@
+import type { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { openEmbeddedStore } from './embedded.js';
@@ -19,6 +20,8 @@ export interface Database {
   prisma: PrismaClient;
   /** `postgres`: the server at DATABASE_URL; `embedded`: PGlite under PODFLEET_DATA. */
   kind: 'postgres' | 'embedded';
+  /** The embedded store's PGlite instance, for raw SQL beside Prisma (kind `embedded` only). */
+  embedded?: PGlite;
   /** For logs: the server and database, or the data directory; never a password. */
   location: string;
   /** Applies pending migrations (see migrate.ts); safe to call from several controllers. */
@@ -51,6 +54,7 @@ async function openEmbedded(dataDir: string): Promise<Database> {
   return {
     prisma,
     kind: 'embedded',
+    embedded: store.db,
     location: store.dir,
     migrate: (options) => migrate(pgliteSession(store.db), options),
     async close() {

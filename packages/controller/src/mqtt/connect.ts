@@ -40,10 +40,13 @@ export function connectBroker(url: string, options: IClientOptions = {}): Promis
  * instead of in its per-client queue — Mosquitto drops what overflows that queue
  * (`max_queued_messages`, 1000 by default: "Outgoing messages are being dropped").
  */
-export function controllerSessionOptions(clientId: string): IClientOptions {
+export function controllerSessionOptions(
+  clientId: string,
+  sessionExpirySeconds = 24 * 3600,
+): IClientOptions {
   return {
     clientId,
     clean: false,
-    properties: { sessionExpiryInterval: 24 * 3600, receiveMaximum: 65_535 },
+    properties: { sessionExpiryInterval: sessionExpirySeconds, receiveMaximum: 65_535 },
   };
 }

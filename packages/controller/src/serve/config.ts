@@ -1,0 +1,60 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { formatIssues } from '@podfleet/shared';
+
+const port = z.coerce.number().int().min(0).max(65_535);
+
+/** `podfleet serve`'s environment (DESIGN.md: DATABASE_URL, MQTT_URL, PORT, PODFLEET_DATA). */
+export const ServeConfig = z.object({
+  DATABASE_URL: z.string().trim().min(1).optional(),
+  MQTT_URL: z
+    .string()
+    .trim()
+    .regex(/^(mqtts?|wss?|tcp|ssl):\/\//, {
+      message: 'must start with mqtt://, mqtts://, ws:// or wss://',
+    })
+    .optional(),
+  PORT: port.default(8080),
+  HOST: z.string().trim().min(1).default('127.0.0.1'),
+  PODFLEET_DATA: z.string().trim().min(1).default('.podfleet'),
+  /** The embedded broker's port, when MQTT_URL is not set. */
+  PODFLEET_MQTT_PORT: port.default(1883),
+  PODFLEET_MQTT_HOST: z.string().trim().min(1).default('127.0.0.1'),
+  /** The controller's MQTT client id: stable across restarts, so its broker session survives them. */
+  PODFLEET_CONTROLLER_ID: z.string().trim().min(1).default(`podfleet-controller-${hostname()}`),
+  /**
+   * How long the broker keeps this controller's session (and queues its share of device messages)
+   * while it is away. A controller retired for good leaves its session for that long.
+   */
+  PODFLEET_MQTT_SESSION_EXPIRY: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(24 * 3600),
+  /** The shared-subscription group: the same for every controller of one fleet. */
+  PODFLEET_SHARE_GROUP: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, { message: 'letters, digits, _ and - only' })
+    .default('podfleet'),
+  /** A device not heard from for this many seconds is offline. */
+  PODFLEET_OFFLINE_AFTER: z.coerce.number().int().min(10).default(180),
+  PODFLEET_SIGNING_KEY: z.string().optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+export type ServeConfig = z.output<typeof ServeConfig>;
+
+/** Reads the environment; every problem is one line naming the variable. */
+export function readServeConfig(env: Record<string, string | undefined>): ServeConfig {
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([, value]) => value !== undefined && value !== ''),
+  );
+  const result = ServeConfig.safeParse(present);
+  if (!result.success) throw new ConfigError(formatIssues(result.error));
+  return result.data;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly lines: string[]) {
+    super(lines.join('; '));
+  }
+}

@@ -1,0 +1,144 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { openDatabase, type Database } from '../db/client.js';
+import { DesiredSync } from '../desired/sync.js';
+import { buildApp, type RoutePlugin } from '../http/app.js';
+import { DeviceIngest } from '../ingest/device-ingest.js';
+import { markSilentDevicesOffline } from '../ingest/store.js';
+import { loadSigningKey } from '../keys/signing-key.js';
+import { connectBroker, controllerSessionOptions, type BrokerSession } from '../mqtt/connect.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../mqtt/embedded-broker.js';
+import { mqttManifestPublisher } from '../mqtt/manifest-publisher.js';
+import type { ServeConfig } from './config.js';
+import { sessionRunner } from './sessions.js';
+
+export interface RunningController {
+  /** http://HOST:PORT */
+  url: string;
+  /** The broker devices connect to. */
+  mqttUrl: string;
+  publicKeyPem: string;
+  db: Database;
+  app: FastifyInstance;
+  sync: DesiredSync;
+  ingest: DeviceIngest;
+  log: Logger;
+  /** Stops taking requests, stores everything received, then closes. */
+  close(): Promise<void>;
+}
+
+/**
+ * `podfleet serve`: migrations, the broker (MQTT_URL, or the embedded one), ingest (replaying its
+ * journal first), desired-state sync (republishing every stored manifest), the HTTP API, and the
+ * offline sweeper. Returns once it listens.
+ */
+export async function startController(
+  config: ServeConfig,
+  routes: RoutePlugin[],
+  log?: Logger,
+): Promise<RunningController> {
+  const logger = log ?? pino({ level: config.LOG_LEVEL });
+  mkdirSync(config.PODFLEET_DATA, { recursive: true });
+  const cleanups: (() => Promise<void>)[] = [];
+  const cleanup = async () => {
+    for (const step of cleanups.splice(0).reverse()) {
+      await step().catch((error: unknown) => logger.warn({ err: error }, 'shutdown step failed'));
+    }
+  };
+  try {
+    const db = await openDatabase({
+      DATABASE_URL: config.DATABASE_URL,
+      PODFLEET_DATA: config.PODFLEET_DATA,
+    });
+    cleanups.push(() => db.close());
+    const migrated = await db.migrate();
+    logger.info(
+      { database: db.location, kind: db.kind, applied: migrated.applied },
+      'database ready',
+    );
+
+    let embedded: EmbeddedBroker | undefined;
+    let mqttUrl = config.MQTT_URL;
+    if (!mqttUrl) {
+      embedded = await startEmbeddedBroker({
+        host: config.PODFLEET_MQTT_HOST,
+        port: config.PODFLEET_MQTT_PORT,
+      }).catch((error: NodeJS.ErrnoException) => {
+        throw new Error(
+          error.code === 'EADDRINUSE'
+            ? `embedded broker: ${config.PODFLEET_MQTT_HOST}:${config.PODFLEET_MQTT_PORT} is in use (set PODFLEET_MQTT_PORT, or MQTT_URL for a broker of your own)`
+            : `embedded broker: ${error.message}`,
+        );
+      });
+      cleanups.push(() => embedded!.close());
+      mqttUrl = embedded.url;
+    }
+    const broker: BrokerSession = await connectBroker(
+      mqttUrl,
+      controllerSessionOptions(config.PODFLEET_CONTROLLER_ID, config.PODFLEET_MQTT_SESSION_EXPIRY),
+    );
+    cleanups.push(() => broker.client.endAsync());
+    logger.info(
+      { broker: redact(mqttUrl), embedded: Boolean(embedded), shared: broker.sharedSubscriptions },
+      'broker connected',
+    );
+
+    const withSession = sessionRunner(db, config.DATABASE_URL);
+    cleanups.push(() => withSession.close());
+    const ingest = new DeviceIngest({
+      journalDir: join(config.PODFLEET_DATA, 'ingest-journal'),
+      withSession: withSession.run,
+      log: logger,
+      shareGroup: config.PODFLEET_SHARE_GROUP,
+    });
+    const replayed = await ingest.replay();
+    if (replayed > 0) logger.info({ replayed }, 'ingest journal replayed');
+    await ingest.subscribe(broker.client, broker.sharedSubscriptions);
+    cleanups.push(() => ingest.close());
+
+    const { key, created } = loadSigningKey(config, config.PODFLEET_DATA);
+    if (created) logger.info({ keyId: key.keyId }, 'manifest signing key created');
+    const sync = new DesiredSync({
+      db,
+      publisher: mqttManifestPublisher(broker.client),
+      key,
+      log: logger,
+    });
+    cleanups.push(() => sync.close());
+    await sync.republishAll();
+    await sync.recompute();
+
+    const sweeper = setInterval(() => {
+      void withSession
+        .run((session) => markSilentDevicesOffline(session, config.PODFLEET_OFFLINE_AFTER))
+        .catch((error: unknown) => logger.warn({ err: error }, 'offline sweep failed'));
+    }, 15_000);
+    cleanups.push(async () => clearInterval(sweeper));
+
+    const app = await buildApp({ db, fleet: sync, log: logger }, routes);
+    cleanups.push(() => app.close());
+    const address = await app.listen({ host: config.HOST, port: config.PORT });
+    logger.info({ url: address, docs: `${address}/docs` }, 'controller listening');
+
+    return {
+      url: address,
+      mqttUrl,
+      publicKeyPem: key.publicKeyPem,
+      db,
+      app,
+      sync,
+      ingest,
+      log: logger,
+      close: cleanup,
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+}
