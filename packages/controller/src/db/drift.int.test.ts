@@ -70,8 +70,8 @@ describe('schema.prisma and prisma/migrations', () => {
     ],
     [
       'a new model',
-      (text: string) => `${text}\nmodel Rollout {\n  id Int @id\n\n  @@map("rollouts")\n}\n`,
-      ['model Rollout (rollouts): [+] Added table'],
+      (text: string) => `${text}\nmodel Firmware {\n  id Int @id\n\n  @@map("firmware")\n}\n`,
+      ['model Firmware (firmware): [+] Added table'],
     ],
     [
       'a new enum value',

@@ -60,6 +60,7 @@ async function storeStates(tx: SqlSession, states: StateReport[]): Promise<numbe
        last_state = u.state, applied_generation = u.generation, agent_version = u.agent,
        podman_version = u.podman, systemd_version = u.systemd, arch = u.arch,
        unit_style = u.unit_style::unit_style, online = true,
+       online_since = CASE WHEN d.online AND d.online_since IS NOT NULL THEN d.online_since ELSE u.at END,
        last_seen = GREATEST(d.last_seen, u.at), updated_at = now()
      FROM unnest($1::text[], $2::jsonb[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
        AS u(id, state, generation, agent, podman, systemd, arch, unit_style, at)
@@ -105,7 +106,8 @@ async function storeEvents(tx: SqlSession, events: DeviceEvent[]): Promise<numbe
 async function storeOnline(tx: SqlSession, updates: IngestBatch['online']): Promise<number> {
   if (updates.length === 0) return 0;
   const rows = await tx.query<{ id: string }>(
-    `UPDATE devices AS d SET online = u.online, last_seen = GREATEST(d.last_seen, u.at), updated_at = now()
+    `UPDATE devices AS d SET online = u.online, last_seen = GREATEST(d.last_seen, u.at), updated_at = now(),
+       online_since = CASE WHEN u.online AND (NOT d.online OR d.online_since IS NULL) THEN u.at ELSE d.online_since END
      FROM unnest($1::text[], $2::boolean[], $3::timestamptz[]) AS u(id, online, at)
      WHERE d.id = u.id
      RETURNING d.id`,
