@@ -14,8 +14,14 @@ export interface Pins {
   readonly groups: ServiceTable<string>;
 }
 
-/** Images an active rollout gives a device now: device id → service → image (placeholder shape). */
-export type RolloutOverrides = ServiceTable<string>;
+/**
+ * What a rollout gives a device now. An image alone ranks below pins; with `overGroupPin` (the
+ * rollout names the pinning group) it also beats a group pin, never a device pin.
+ */
+export type RolloutImage = string | { readonly image: string; readonly overGroupPin: boolean };
+
+/** Images rollouts give devices now: device id → service → image. */
+export type RolloutOverrides = ServiceTable<RolloutImage>;
 
 export interface PinClaim {
   readonly group: string;
@@ -49,6 +55,12 @@ export function chooseImage(
   if (devicePin !== undefined) {
     return chosen(pinned(spec, devicePin, `pins.devices.${device}.${service}`), 'device pin');
   }
+  const override = rollouts.get(device)?.get(service);
+  const rollout = typeof override === 'string' ? override : override?.image;
+  const field = `rollouts.${device}.${service}`;
+  if (rollout !== undefined && typeof override === 'object' && override.overGroupPin) {
+    return chosen(rolledOut(spec, rollout, field), 'rollout');
+  }
   const groupPins = highestGroupPins(service, memberOf, pins);
   if (groupPins) {
     const images = new Set(groupPins.claims.map((claim) => claim.image));
@@ -58,10 +70,7 @@ export function chooseImage(
     const groups = groupPins.claims.map((claim) => claim.group);
     return chosen(pinned(spec, first!.image, field), 'group pin', groups);
   }
-  const rollout = rollouts.get(device)?.get(service);
-  if (rollout !== undefined) {
-    return chosen(rolledOut(spec, rollout, `rollouts.${device}.${service}`), 'rollout');
-  }
+  if (rollout !== undefined) return chosen(rolledOut(spec, rollout, field), 'rollout');
   return chosen(spec, 'revision');
 }
 

@@ -16,6 +16,7 @@ export {
   type ImageRule,
   type PinClaim,
   type Pins,
+  type RolloutImage,
   type RolloutOverrides,
   type ServiceTable,
 } from './image-rule.js';

@@ -189,6 +189,19 @@ describe('resolveDesiredState: image precedence', () => {
     ]);
   });
 
+  it('a rollout that names the pinning group beats the group pin, but not a device pin', () => {
+    const over = table({ 'dev-1': { web: { image: WEB_ROLLOUT, overGroupPin: true } } });
+    const choose = (pins: Pins) => {
+      const [resolution] = resolve(groups, assignments, { pins, rollouts: over }).resolutions;
+      return [resolution!.rule, resolution!.image];
+    };
+    expect(choose({ devices: new Map(), groups: groupPins })).toEqual(['rollout', WEB_ROLLOUT]);
+    expect(choose({ devices: devicePins, groups: groupPins })).toEqual([
+      'device pin',
+      WEB_PIN_DEVICE,
+    ]);
+  });
+
   it('rollout beats revision, and is not a pin', () => {
     expect(pick(noPins, true)).toEqual(['rollout', WEB_ROLLOUT, false, 'registry']);
   });
