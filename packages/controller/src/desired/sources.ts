@@ -6,7 +6,7 @@ import type { DesiredSources, Revision } from './resolve.js';
 import { parseSelector } from './selector.js';
 
 /** Prisma's interactive-transaction client, or the client itself. */
-export type Db = Pick<PrismaClient, 'device' | 'group' | 'assignment' | 'pin'>;
+export type Db = Pick<PrismaClient, 'device' | 'group' | 'assignment' | 'pin' | 'rolloutDevice'>;
 
 export interface StoredDevice extends LabeledDevice {
   desiredGeneration: number;

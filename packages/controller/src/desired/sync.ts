@@ -5,7 +5,7 @@ import type { Fleet } from '../http/app.js';
 import type { RolloutOverrides } from './image-rule.js';
 import { nextManifest, type ManifestContent } from './manifest.js';
 import { resolveDesiredState, resolveFleet, type DesiredState } from './resolve.js';
-import { loadFleet, type StoredDevice } from './sources.js';
+import { loadFleet, type Db, type StoredDevice } from './sources.js';
 
 /** Hands a signed manifest to the devices (MQTT: retained, QoS 1, on its desired topic). */
 export interface ManifestPublisher {
@@ -19,8 +19,8 @@ export interface SyncOptions {
   publisher: ManifestPublisher;
   key: SigningKey;
   log: Logger;
-  /** What active rollouts give devices now (the rollout engine's). */
-  rollouts?: () => Promise<RolloutOverrides>;
+  /** What rollouts give devices now (the rollout engine's), read inside the recompute. */
+  rollouts?: (db: Db) => Promise<RolloutOverrides>;
   /** Changes within this window are recomputed together. */
   debounceMs?: number;
   now?: () => Date;
@@ -81,7 +81,8 @@ export class DesiredSync implements Fleet {
   }
 
   async explain(deviceId: string): Promise<DesiredState | undefined> {
-    const fleet = await loadFleet(this.options.db.prisma, await this.rolloutOverrides());
+    const prisma = this.options.db.prisma;
+    const fleet = await loadFleet(prisma, await this.rolloutOverrides(prisma));
     const device = fleet.devices.find((d) => d.id === deviceId);
     return device ? resolveDesiredState({ ...fleet, device }) : undefined;
   }
@@ -108,18 +109,17 @@ export class DesiredSync implements Fleet {
     await this.settled();
   }
 
-  private async rolloutOverrides(): Promise<RolloutOverrides> {
-    return this.options.rollouts ? this.options.rollouts() : new Map();
+  private async rolloutOverrides(db: Db): Promise<RolloutOverrides> {
+    return this.options.rollouts ? this.options.rollouts(db) : new Map();
   }
 
   private async recomputeOnce(reasons: string[]): Promise<SyncResult> {
     const { db, key, log } = this.options;
     const now = this.options.now?.() ?? new Date();
-    const overrides = await this.rolloutOverrides();
     const { changed, devices, conflicts } = await db.prisma.$transaction(
       async (tx) => {
         await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${DESIRED_LOCK})`);
-        const fleet = await loadFleet(tx, overrides);
+        const fleet = await loadFleet(tx, await this.rolloutOverrides(tx));
         const states = resolveFleet(fleet.devices, fleet.groups, fleet);
         const changed: DeviceManifest[] = [];
         let conflicts = 0;

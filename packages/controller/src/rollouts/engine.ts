@@ -1,0 +1,368 @@
+import { EventEmitter } from 'node:events';
+import {
+  RolloutSpec,
+  formatIssues,
+  parseImageReference,
+  type RolloutSpecInput,
+  type RolloutState,
+} from '@podfleet/shared';
+import type { Logger } from 'pino';
+import type { Database } from '../db/client.js';
+import type { Prisma } from '../db/generated/client.js';
+import type { DesiredSync } from '../desired/sync.js';
+import { badRequest, conflict, notFound } from '../http/errors.js';
+import { absorbRollout } from './absorb.js';
+import { rolloutCandidates } from './candidates.js';
+import { observeDevices } from './observations.js';
+import { planRollout, type RolloutPlan } from './plan.js';
+import {
+  operate,
+  tick,
+  type DeviceChange,
+  type OperatorAction,
+  type RolloutDevice,
+  type RolloutProgress,
+  type TickResult,
+} from './progress.js';
+import { FINISHED, type RolloutStatus } from './status.js';
+import { readStatus } from './status-query.js';
+
+export interface EngineOptions {
+  db: Database;
+  sync: DesiredSync;
+  log: Logger;
+  /** How often every active rollout is looked at (device results also wake it). */
+  tickMs?: number;
+  now?: () => number;
+}
+
+export interface PlannedRollout {
+  spec: RolloutSpec;
+  targetImage: string;
+  plan: RolloutPlan;
+}
+
+const ACTIVE: RolloutState[] = ['pending', 'running', 'paused', 'rolling_back'];
+
+/**
+ * Drives rollouts. Its state is only what Postgres holds, so any controller can drive any rollout:
+ * each pass claims rollouts one at a time with `FOR UPDATE SKIP LOCKED` (two controllers never
+ * work on one at once), runs the pure `tick`, stores what changed, then lets desired-state sync
+ * reissue the manifests of the devices it switched.
+ */
+export class RolloutEngine {
+  /** `happening` (rolloutId, line) for the live stream and the log. */
+  readonly events = new EventEmitter();
+  private timer: NodeJS.Timeout | undefined;
+  private passing: Promise<number> | undefined;
+  private again = false;
+  private closed = false;
+
+  constructor(private readonly options: EngineOptions) {
+    this.events.setMaxListeners(0);
+  }
+
+  /** What `start` would do, with nothing written. */
+  async plan(input: RolloutSpecInput): Promise<PlannedRollout> {
+    const parsed = RolloutSpec.safeParse(input);
+    if (!parsed.success) throw badRequest('invalid rollout spec', formatIssues(parsed.error));
+    const spec = parsed.data;
+    const prisma = this.options.db.prisma;
+    let targetImage = spec.image;
+    if (spec.revision !== undefined) {
+      const revision = await prisma.serviceRevision.findUnique({
+        where: { serviceName_revision: { serviceName: spec.service, revision: spec.revision } },
+      });
+      if (!revision) throw notFound(`service ${spec.service} revision ${spec.revision}`);
+      targetImage = revision.image;
+    }
+    if (!(await prisma.service.findUnique({ where: { name: spec.service } })))
+      throw notFound(`service ${spec.service}`);
+    if (spec.overridePins.length > 0 && !parseImageReference(targetImage!)?.digest) {
+      throw badRequest('overridePins needs an image by digest: a pin always names a digest', [
+        'image: give registry/repo@sha256:… to roll out over pins',
+      ]);
+    }
+    const candidates = await rolloutCandidates(prisma, spec);
+    return { spec, targetImage: targetImage!, plan: planRollout(spec, targetImage!, candidates) };
+  }
+
+  /** Plans and stores a rollout; the next pass starts it. One active rollout per service. */
+  async start(input: RolloutSpecInput, actor: string): Promise<RolloutStatus> {
+    const planned = await this.plan(input);
+    const { spec, targetImage, plan } = planned;
+    if (plan.total === 0)
+      throw conflict(`no device to roll ${spec.service} out to (${plan.excluded.length} excluded)`);
+    const id = await this.options.db.prisma.$transaction(async (tx) => {
+      await tx.$executeRawUnsafe(
+        'SELECT pg_advisory_xact_lock(hashtext($1))',
+        `rollout:${spec.service}`,
+      );
+      const active = await tx.rollout.findFirst({
+        where: { service: spec.service, state: { in: ACTIVE } },
+      });
+      if (active)
+        throw conflict(
+          `rollout ${active.id} of ${spec.service} is ${active.state}; finish or abort it first`,
+        );
+      const rollout = await tx.rollout.create({
+        data: {
+          service: spec.service,
+          spec: spec as unknown as Prisma.InputJsonValue,
+          targetImage,
+          batchCount: plan.batches.length,
+          excluded: plan.excluded,
+          createdBy: actor,
+        },
+      });
+      await tx.rolloutDevice.createMany({
+        data: plan.batches.flatMap((batch) =>
+          batch.devices.map((d) => ({
+            rolloutId: rollout.id,
+            deviceId: d.id,
+            batch: batch.index,
+            fromImage: d.from,
+            toImage: d.to,
+            overGroupPin: d.overGroupPin,
+          })),
+        ),
+      });
+      await tx.auditEntry.create({
+        data: {
+          actor,
+          action: 'rollout.start',
+          target: `rollout/${rollout.id}`,
+          details: { service: spec.service, image: targetImage, devices: plan.total },
+        },
+      });
+      return rollout.id;
+    });
+    this.poke();
+    return (await this.status(id))!;
+  }
+
+  async operate(id: string, action: OperatorAction, actor: string): Promise<RolloutStatus> {
+    const manifestsChange = await this.options.db.prisma.$transaction(async (tx) => {
+      const locked = await tx.$queryRawUnsafe<{ id: string }[]>(
+        'SELECT id FROM rollouts WHERE id = $1::uuid FOR UPDATE',
+        id,
+      );
+      if (locked.length === 0) throw notFound(`rollout ${id}`);
+      const { progress, devices } = await loadRollout(tx, id);
+      let result: TickResult;
+      try {
+        result = operate(progress, devices, action, actor, this.now());
+      } catch (error) {
+        throw conflict((error as Error).message);
+      }
+      await store(tx, id, progress, result, this.now());
+      await tx.auditEntry.create({
+        data: { actor, action: `rollout.${action}`, target: `rollout/${id}`, details: {} },
+      });
+      this.emit(id, result.happenings);
+      return result.manifestsChange;
+    });
+    if (manifestsChange) await this.reissue(id);
+    this.poke();
+    return (await this.status(id))!;
+  }
+
+  async status(id: string): Promise<RolloutStatus | undefined> {
+    return readStatus(this.options.db.prisma, id);
+  }
+
+  /** Starts the periodic passes. */
+  run(): void {
+    this.timer = setInterval(() => this.poke(), this.options.tickMs ?? 1000);
+    this.poke();
+  }
+
+  /** Runs a pass soon (device results arrived, an operator acted). */
+  poke(): void {
+    if (this.closed) return;
+    if (this.passing) {
+      this.again = true;
+      return;
+    }
+    this.passing = this.pass()
+      .catch((error: unknown) => {
+        this.options.log.error({ err: error }, 'rollout pass failed');
+        return 0;
+      })
+      .finally(() => {
+        this.passing = undefined;
+        if (this.again && !this.closed) {
+          this.again = false;
+          this.poke();
+        }
+      });
+  }
+
+  /** One pass over every active rollout; resolves with how many it looked at. */
+  async pass(): Promise<number> {
+    const seen: string[] = [];
+    for (;;) {
+      const claimed = await this.options.db.prisma.$transaction(
+        async (tx) => {
+          const rows = await tx.$queryRawUnsafe<{ id: string }[]>(
+            `SELECT id FROM rollouts WHERE state::text = ANY($1::text[]) AND NOT (id = ANY($2::uuid[]))
+             ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1`,
+            ACTIVE,
+            seen,
+          );
+          const id = rows[0]?.id;
+          if (!id) return undefined;
+          const { progress, devices, service, createdAt } = await loadRollout(tx, id);
+          const watched = devices.filter(
+            (d) =>
+              d.state === 'updating' ||
+              d.state === 'reverting' ||
+              d.batch === progress.currentBatch ||
+              d.batch === progress.currentBatch + 1,
+          );
+          const observations = await observeDevices(
+            tx,
+            watched.map((d) => d.id),
+            service,
+            createdAt,
+          );
+          const result = tick(progress, devices, observations, this.now());
+          await store(tx, id, progress, result, this.now());
+          if (result.progress.state === 'succeeded' && progress.state !== 'succeeded') {
+            const row = await tx.rollout.findUniqueOrThrow({ where: { id } });
+            await absorbRollout(tx, {
+              id,
+              service,
+              targetImage: row.targetImage,
+              spec: RolloutSpec.parse(row.spec),
+            });
+          }
+          this.emit(id, result.happenings);
+          const unstamped = devices.some(
+            (d) =>
+              (d.state === 'updating' && d.targetGeneration === undefined) ||
+              (d.state === 'reverting' && d.revertGeneration === undefined),
+          );
+          return {
+            id,
+            reissue:
+              result.manifestsChange ||
+              unstamped ||
+              (result.progress.state === 'succeeded' && progress.state !== 'succeeded'),
+          };
+        },
+        { timeout: 60_000, maxWait: 60_000 },
+      );
+      if (!claimed) return seen.length;
+      seen.push(claimed.id);
+      if (claimed.reissue) await this.reissue(claimed.id);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.passing;
+  }
+
+  /** Recomputes manifests, then records which generation carries each device's switch. */
+  private async reissue(id: string): Promise<void> {
+    await this.options.sync.recompute();
+    const prisma = this.options.db.prisma;
+    await prisma.$executeRawUnsafe(
+      `UPDATE rollout_devices rd SET target_generation = d.desired_generation, updated_at = now()
+       FROM devices d WHERE rd.device_id = d.id AND rd.rollout_id = $1::uuid AND rd.state = 'updating' AND rd.target_generation IS NULL`,
+      id,
+    );
+    await prisma.$executeRawUnsafe(
+      `UPDATE rollout_devices rd SET revert_generation = d.desired_generation, updated_at = now()
+       FROM devices d WHERE rd.device_id = d.id AND rd.rollout_id = $1::uuid AND rd.state = 'reverting' AND rd.revert_generation IS NULL`,
+      id,
+    );
+  }
+
+  private emit(id: string, happenings: string[]): void {
+    for (const line of happenings) {
+      this.options.log.info({ rollout: id }, line);
+      this.events.emit('happening', id, line);
+    }
+  }
+
+  private now(): number {
+    return this.options.now?.() ?? Date.now();
+  }
+}
+
+async function loadRollout(tx: Prisma.TransactionClient, id: string) {
+  const row = await tx.rollout.findUniqueOrThrow({ where: { id }, include: { devices: true } });
+  const spec = RolloutSpec.parse(row.spec);
+  const progress: RolloutProgress = {
+    state: row.state,
+    strategy: spec.strategy,
+    batchCount: row.batchCount,
+    currentBatch: row.currentBatch,
+    acceptedFailures: row.acceptedFailures,
+    awaitingApproval: row.awaitingApproval,
+  };
+  if (row.batchStartedAt) progress.batchStartedAt = row.batchStartedAt.getTime();
+  if (row.batchFinishedAt) progress.batchFinishedAt = row.batchFinishedAt.getTime();
+  if (row.reason) progress.reason = row.reason;
+  const devices: RolloutDevice[] = row.devices.map((d) => {
+    const device: RolloutDevice = {
+      id: d.deviceId,
+      batch: d.batch,
+      from: d.fromImage,
+      to: d.toImage,
+      state: d.state,
+    };
+    if (d.reason) device.reason = d.reason;
+    if (d.switchedAt) device.switchedAt = d.switchedAt.getTime();
+    if (d.targetGeneration !== null) device.targetGeneration = d.targetGeneration;
+    if (d.revertGeneration !== null) device.revertGeneration = d.revertGeneration;
+    return device;
+  });
+  return { progress, devices, service: row.service, createdAt: row.createdAt };
+}
+
+async function store(
+  tx: Prisma.TransactionClient,
+  id: string,
+  before: RolloutProgress,
+  result: TickResult,
+  now: number,
+): Promise<void> {
+  const p = result.progress;
+  const finished = FINISHED.includes(p.state) && !FINISHED.includes(before.state);
+  await tx.rollout.update({
+    where: { id },
+    data: {
+      state: p.state,
+      reason: p.reason ?? null,
+      currentBatch: p.currentBatch,
+      batchStartedAt: p.batchStartedAt === undefined ? null : new Date(p.batchStartedAt),
+      batchFinishedAt: p.batchFinishedAt === undefined ? null : new Date(p.batchFinishedAt),
+      acceptedFailures: p.acceptedFailures,
+      awaitingApproval: p.awaitingApproval,
+      ...(finished ? { finishedAt: new Date(now) } : {}),
+    },
+  });
+  if (result.changes.size === 0) return;
+  const rows = [...result.changes.entries()];
+  await tx.$executeRawUnsafe(
+    `UPDATE rollout_devices rd SET
+       state = COALESCE(u.state::rollout_device_state, rd.state),
+       reason = CASE WHEN u.set_reason THEN u.reason ELSE rd.reason END,
+       switched_at = COALESCE(u.switched_at, rd.switched_at),
+       target_generation = CASE WHEN u.state = 'updating' THEN NULL ELSE rd.target_generation END,
+       revert_generation = CASE WHEN u.state = 'reverting' THEN NULL ELSE rd.revert_generation END,
+       updated_at = now()
+     FROM unnest($2::text[], $3::text[], $4::boolean[], $5::text[], $6::timestamptz[]) AS u(device_id, state, set_reason, reason, switched_at)
+     WHERE rd.rollout_id = $1::uuid AND rd.device_id = u.device_id`,
+    id,
+    rows.map(([device]) => device),
+    rows.map(([, c]) => c.state ?? null),
+    rows.map(([, c]) => 'reason' in c),
+    rows.map(([, c]) => (c as DeviceChange).reason ?? null),
+    rows.map(([, c]) => (c.switchedAt === undefined ? null : new Date(c.switchedAt).toISOString())),
+  );
+}
