@@ -3,7 +3,10 @@
 # run. Idempotent: a second run installs nothing.
 set -euo pipefail
 
-PACKAGES=(podman runc conmon uidmap netavark aardvark-dns catatonit debootstrap busybox-static systemd)
+# podman…busybox-static: the renderer's checks against Podman 4.3; systemd-container, gcc,
+# libc6-dev: the nspawn devices of the agent's integration tests (docs/device-lab.md).
+PACKAGES=(podman runc conmon uidmap netavark aardvark-dns catatonit debootstrap busybox-static systemd
+  systemd-container gcc libc6-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,0 +1,85 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildOnce, hostRun, labCacheDir } from './lab-cache.js';
+
+const SUITE = 'trixie';
+const MIRROR = process.env.PODFLEET_DEBIAN_MIRROR ?? 'http://deb.debian.org/debian';
+
+// debootstrap cannot resolve virtual packages: podman's container-network-stack needs netavark
+// (and aardvark-dns) by name. nftables: netavark's firewall for the bridge network.
+const PACKAGES = [
+  'systemd', 'systemd-sysv', 'dbus', 'podman', 'netavark', 'aardvark-dns', 'runc', 'crun',
+  'conmon', 'iproute2', 'procps', 'iptables', 'nftables',
+]; // prettier-ignore
+
+/**
+ * Podman settings this machine needs inside the device (device-lab NOTES.md):
+ * runc, since crun cannot set RLIMIT_MEMLOCK here; rlimits within the host's hard limits (no
+ * CAP_SYS_RESOURCE); no pids limit, since the device's cgroup2 has no pids controller; and no
+ * session keyring, which units are not allowed to create.
+ */
+const CONTAINERS_CONF = `# written by podfleet's device lab
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
+pids_limit = 0
+keyring = false
+[engine]
+runtime = "runc"
+`;
+
+/** Files every booted device needs; their absence means the build went wrong. */
+const REQUIRED = ['usr/lib/systemd/systemd', 'usr/bin/podman', 'usr/libexec/podman/quadlet'];
+
+/**
+ * A Debian 13 rootfs with systemd 257 and Podman 5.4 (Quadlet), built with debootstrap the first
+ * time (about 45 s) and reused read-only from the cache after that. The name carries a hash of
+ * the recipe (suite, packages, and the code that configures it), so a changed recipe builds anew.
+ */
+export async function deviceRootfs(): Promise<string> {
+  const recipe = createHash('sha256')
+    .update([SUITE, ...PACKAGES, CONTAINERS_CONF, configure.toString()].join('\n'))
+    .digest('hex')
+    .slice(0, 10);
+  return buildOnce(join(labCacheDir(), `device-${SUITE}-${recipe}`), buildRootfs);
+}
+
+async function buildRootfs(rootfs: string): Promise<void> {
+  const include = `--include=${PACKAGES.join(',')}`;
+  try {
+    await hostRun(
+      ['debootstrap', '--variant=minbase', include, SUITE, rootfs, MIRROR],
+      20 * 60_000,
+    );
+  } catch (error) {
+    // debootstrap's own log says which package failed.
+    const tail = await readFile(join(rootfs, 'debootstrap/debootstrap.log'), 'utf8').catch(
+      () => '',
+    );
+    const last = tail.trim().split('\n').slice(-3).join(' | ');
+    throw new Error(`${(error as Error).message}${last ? ` (debootstrap.log: ${last})` : ''}`);
+  }
+  await configure(rootfs);
+  const missing = REQUIRED.filter((path) => !existsSync(join(rootfs, path)));
+  if (missing.length > 0) throw new Error(`${rootfs}: missing ${missing.join(', ')} after install`);
+}
+
+async function configure(rootfs: string): Promise<void> {
+  // systemd-modules-load fails in a container and leaves the device `degraded`.
+  const modulesLoad = join(rootfs, 'etc/systemd/system/systemd-modules-load.service');
+  await rm(modulesLoad, { force: true });
+  await symlink('/dev/null', modulesLoad);
+  const conf = join(rootfs, 'etc/containers/containers.conf.d');
+  await mkdir(conf, { recursive: true });
+  await writeFile(join(conf, '50-device.conf'), CONTAINERS_CONF);
+  // Empty: systemd takes the id nspawn gives each boot (--uuid) instead of debootstrap's. It
+  // falls back to D-Bus's id first, which dbus's postinst wrote: make that one the same file.
+  await writeFile(join(rootfs, 'etc/machine-id'), '');
+  await rm(join(rootfs, 'var/lib/dbus/machine-id'), { force: true });
+  await symlink('/etc/machine-id', join(rootfs, 'var/lib/dbus/machine-id'));
+  // None: the device is called by its machine name (nspawn sets it), not the host's copied name.
+  await rm(join(rootfs, 'etc/hostname'), { force: true });
+  // The downloaded .debs are 80 MB nobody reads again.
+  await hostRun(['find', join(rootfs, 'var/cache/apt/archives'), '-name', '*.deb', '-delete']);
+}
