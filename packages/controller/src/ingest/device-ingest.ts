@@ -46,6 +46,8 @@ export class DeviceIngest {
     invalid: 0,
     stored: { states: 0, events: 0, online: 0, unknownDevices: 0 },
   };
+  /** Set after construction when the listener is built later (the rollout engine). */
+  onStored: IngestOptions['onStored'];
   private readonly journal: IngestJournal;
   private readonly batcher: Batcher<Item>;
   private degraded = false;
@@ -176,6 +178,6 @@ export class DeviceIngest {
     this.stats.stored.events += counts.events;
     this.stats.stored.online += counts.online;
     this.stats.stored.unknownDevices += counts.unknownDevices;
-    this.options.onStored?.(batch, counts);
+    (this.onStored ?? this.options.onStored)?.(batch, counts);
   }
 }

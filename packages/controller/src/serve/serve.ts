@@ -11,6 +11,9 @@ import { loadSigningKey } from '../keys/signing-key.js';
 import { connectBroker, controllerSessionOptions, type BrokerSession } from '../mqtt/connect.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../mqtt/embedded-broker.js';
 import { mqttManifestPublisher } from '../mqtt/manifest-publisher.js';
+import { RolloutEngine } from '../rollouts/engine.js';
+import { loadRolloutOverrides } from '../rollouts/overrides.js';
+import { rolloutRoutes } from '../rollouts/routes.js';
 import type { ServeConfig } from './config.js';
 import { sessionRunner } from './sessions.js';
 
@@ -23,6 +26,7 @@ export interface RunningController {
   db: Database;
   app: FastifyInstance;
   sync: DesiredSync;
+  rollouts: RolloutEngine;
   ingest: DeviceIngest;
   log: Logger;
   /** Stops taking requests, stores everything received, then closes. */
@@ -105,10 +109,17 @@ export async function startController(
       publisher: mqttManifestPublisher(broker.client),
       key,
       log: logger,
+      rollouts: loadRolloutOverrides,
     });
     cleanups.push(() => sync.close());
     await sync.republishAll();
     await sync.recompute();
+
+    const rollouts = new RolloutEngine({ db, sync, log: logger });
+    cleanups.push(() => rollouts.close());
+    // Device results wake the engine at once; it also looks every second.
+    ingest.onStored = () => rollouts.poke();
+    rollouts.run();
 
     const sweeper = setInterval(() => {
       void withSession
@@ -117,7 +128,10 @@ export async function startController(
     }, 15_000);
     cleanups.push(async () => clearInterval(sweeper));
 
-    const app = await buildApp({ db, fleet: sync, log: logger }, routes);
+    const app = await buildApp({ db, fleet: sync, log: logger }, [
+      ...routes,
+      rolloutRoutes(rollouts),
+    ]);
     cleanups.push(() => app.close());
     const address = await app.listen({ host: config.HOST, port: config.PORT });
     logger.info({ url: address, docs: `${address}/docs` }, 'controller listening');
@@ -129,6 +143,7 @@ export async function startController(
       db,
       app,
       sync,
+      rollouts,
       ingest,
       log: logger,
       close: cleanup,

@@ -1,0 +1,178 @@
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ServiceSpec, generateSigningKey } from '@podfleet/shared';
+import type { FastifyInstance } from 'fastify';
+import { hashToken } from '../auth/tokens.js';
+import { openDatabase, type Database } from '../db/client.js';
+import { createScratchDatabase, type ScratchDatabase } from '../db/testing.js';
+import { DesiredSync } from '../desired/sync.js';
+import { buildApp } from '../http/app.js';
+import { RolloutEngine } from './engine.js';
+import { loadRolloutOverrides } from './overrides.js';
+import { rolloutRoutes } from './routes.js';
+
+const log = pino({ level: process.env.PODFLEET_TEST_LOG ?? 'silent' });
+const tokens = new Map([
+  [hashToken('pft_op'), { name: 'ops', role: 'operator' as const }],
+  [hashToken('pft_view'), { name: 'watcher', role: 'viewer' as const }],
+]);
+const op = { authorization: 'Bearer pft_op' };
+const V2 = 'registry.example/acme/web:2';
+
+describe('rollout routes', () => {
+  let scratch: ScratchDatabase;
+  let db: Database;
+  let app: FastifyInstance;
+  let engine: RolloutEngine;
+
+  beforeAll(async () => {
+    scratch = await createScratchDatabase();
+    db = await openDatabase({ DATABASE_URL: scratch.url });
+    await db.migrate();
+    const sync = new DesiredSync({
+      db,
+      publisher: { publish: async () => undefined, clear: async () => undefined },
+      key: generateSigningKey(),
+      log,
+      rollouts: loadRolloutOverrides,
+    });
+    engine = new RolloutEngine({ db, sync, log });
+    app = await buildApp({ db, fleet: sync, log, tokens: async (hash) => tokens.get(hash) }, [
+      rolloutRoutes(engine),
+    ]);
+    await db.prisma.device.createMany({
+      data: ['a', 'b', 'c'].map((id) => ({ id, labels: { site: 'x' }, online: true })),
+    });
+    const spec = ServiceSpec.parse({ name: 'web', image: 'registry.example/acme/web:1' });
+    await db.prisma.service.create({ data: { name: 'web' } });
+    await db.prisma.serviceRevision.create({
+      data: { serviceName: 'web', revision: 1, spec, image: spec.image },
+    });
+    await db.prisma.group.create({ data: { name: 'edge', selector: 'site=x' } });
+    await db.prisma.assignment.create({
+      data: { groupName: 'edge', serviceName: 'web', revision: 1 },
+    });
+    await sync.recompute();
+  });
+  afterAll(async () => {
+    await engine.close();
+    await app.close();
+    await db.close();
+    await scratch.drop();
+  });
+
+  const spec = {
+    service: 'web',
+    image: V2,
+    targets: { groups: ['edge'] },
+    strategy: { canary: 1, batchSize: 1 },
+  };
+
+  it('plans without writing: batches and each device’s image before and after', async () => {
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/rollouts/plan',
+      headers: op,
+      payload: { spec },
+    });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toMatchObject({
+      service: 'web',
+      targetImage: V2,
+      total: 3,
+      batches: [
+        { kind: 'canary', devices: [{ id: 'a', from: 'registry.example/acme/web:1', to: V2 }] },
+        { kind: 'batch', devices: [{ id: 'b' }] },
+        { kind: 'batch', devices: [{ id: 'c' }] },
+      ],
+    });
+    expect(await db.prisma.rollout.count()).toBe(0);
+  });
+
+  it('answers 400 naming the field of a bad spec, and 404 for an unknown group', async () => {
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/v1/rollouts',
+      headers: op,
+      payload: { spec: { ...spec, strategy: { batchSize: '200%' } } },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().issues[0]).toMatch(/^body\.spec\.strategy\.batchSize: /);
+    const unknown = await app.inject({
+      method: 'POST',
+      url: '/v1/rollouts',
+      headers: op,
+      payload: { spec: { ...spec, targets: { groups: ['nowhere'] } } },
+    });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().message).toBe('group nowhere not found');
+  });
+
+  it('starts, reports per batch, pauses, refuses a second resume, and streams its status', async () => {
+    const started = await app.inject({
+      method: 'POST',
+      url: '/v1/rollouts',
+      headers: op,
+      payload: { spec },
+    });
+    expect(started.statusCode).toBe(201);
+    const id = started.json().id as string;
+    const viewer = await app.inject({
+      url: `/v1/rollouts/${id}`,
+      headers: { authorization: 'Bearer pft_view' },
+    });
+    expect(viewer.json()).toMatchObject({
+      state: 'pending',
+      counts: { total: 3, pending: 3 },
+      createdBy: 'ops',
+    });
+    const forbidden = await app.inject({
+      method: 'POST',
+      url: `/v1/rollouts/${id}/pause`,
+      headers: { authorization: 'Bearer pft_view' },
+    });
+    expect(forbidden.statusCode).toBe(403);
+    await engine.pass();
+    const paused = await app.inject({
+      method: 'POST',
+      url: `/v1/rollouts/${id}/pause`,
+      headers: op,
+    });
+    expect(paused.json()).toMatchObject({ state: 'paused', reason: 'paused by ops' });
+    const again = await app.inject({
+      method: 'POST',
+      url: `/v1/rollouts/${id}/pause`,
+      headers: op,
+    });
+    expect(again.statusCode).toBe(409);
+    expect(again.json().message).toBe('cannot pause a rollout that is paused');
+
+    const address = await app.listen({ host: '127.0.0.1', port: 0 });
+    const stream = await fetch(`${address}/v1/rollouts/${id}/stream`, { headers: op });
+    expect(stream.headers.get('content-type')).toBe('text/event-stream');
+    const reader = stream.body!.getReader();
+    const { value } = await reader.read();
+    const text = new TextDecoder().decode(value);
+    expect(text).toMatch(/^event: status\ndata: \{"id":"/);
+    expect(JSON.parse(text.split('\n')[1]!.slice(6))).toMatchObject({ id, state: 'paused' });
+    const aborted = await app.inject({
+      method: 'POST',
+      url: `/v1/rollouts/${id}/abort`,
+      headers: op,
+    });
+    expect(aborted.json().state).toBe('rolling_back');
+    await reader.cancel();
+  });
+
+  it('lists rollouts newest first, filtered by state', async () => {
+    const list = await app.inject({ url: '/v1/rollouts?state=rolling_back', headers: op });
+    expect(
+      list.json().items.map((r: { service: string; state: string }) => [r.service, r.state]),
+    ).toEqual([['web', 'rolling_back']]);
+    const missing = await app.inject({
+      url: '/v1/rollouts/00000000-0000-0000-0000-000000000000',
+      headers: op,
+    });
+    expect(missing.statusCode).toBe(404);
+  });
+});

@@ -1,0 +1,194 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { callerOf } from '../auth/plugin.js';
+import type { RoutePlugin } from '../http/app.js';
+import { notFound } from '../http/errors.js';
+import { cutPage, decodeCursor, pageOf } from '../http/pages.js';
+import type { RolloutEngine } from './engine.js';
+import {
+  PlanView,
+  RolloutAction,
+  RolloutBody,
+  RolloutParams,
+  RolloutQuery,
+  RolloutStatusView,
+  RolloutSummary,
+} from './schemas.js';
+import { FINISHED, type RolloutStatus } from './status.js';
+
+const Cursor = z.tuple([z.string(), z.string()]);
+
+/** Rollouts: plan, start, list, status, pause / resume / abort, and a live stream (SSE). */
+export function rolloutRoutes(engine: RolloutEngine): RoutePlugin {
+  return (app: FastifyInstance) => {
+    const routes = app.withTypeProvider<ZodTypeProvider>();
+
+    routes.post(
+      '/rollouts/plan',
+      {
+        config: { role: 'operator' },
+        schema: {
+          tags: ['rollouts'],
+          summary: 'The batches a rollout would run, with nothing written',
+          body: RolloutBody,
+          response: { 200: PlanView },
+        },
+      },
+      async (request) => {
+        const { spec, targetImage, plan } = await engine.plan(request.body.spec);
+        return { service: spec.service, targetImage, ...plan };
+      },
+    );
+
+    routes.post(
+      '/rollouts',
+      {
+        config: { role: 'operator' },
+        schema: {
+          tags: ['rollouts'],
+          summary: 'Start a rollout',
+          body: RolloutBody,
+          response: { 201: RolloutStatusView },
+        },
+      },
+      async (request, reply) => {
+        const status = await engine.start(request.body.spec, callerOf(request).name);
+        return reply.code(201).send(status);
+      },
+    );
+
+    routes.get(
+      '/rollouts',
+      {
+        config: { role: 'viewer' },
+        schema: {
+          tags: ['rollouts'],
+          summary: 'Rollouts, newest first',
+          querystring: RolloutQuery,
+          response: { 200: pageOf(RolloutSummary) },
+        },
+      },
+      async (request) => {
+        const { service, state, limit, cursor } = request.query;
+        const after = cursor === undefined ? undefined : decodeCursor(cursor, Cursor);
+        const rows = await app.deps.db.prisma.rollout.findMany({
+          where: {
+            ...(service ? { service } : {}),
+            ...(state ? { state } : {}),
+            ...(after
+              ? {
+                  OR: [
+                    { createdAt: { lt: new Date(after[0]) } },
+                    { createdAt: new Date(after[0]), id: { lt: after[1] } },
+                  ],
+                }
+              : {}),
+          },
+          orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+          take: limit + 1,
+        });
+        return cutPage(
+          rows,
+          limit,
+          (row) => [row.createdAt.toISOString(), row.id],
+          (row) => ({
+            id: row.id,
+            service: row.service,
+            targetImage: row.targetImage,
+            state: row.state,
+            ...(row.reason ? { reason: row.reason } : {}),
+            createdBy: row.createdBy,
+            createdAt: row.createdAt.toISOString(),
+            ...(row.finishedAt ? { finishedAt: row.finishedAt.toISOString() } : {}),
+          }),
+        );
+      },
+    );
+
+    routes.get(
+      '/rollouts/:id',
+      {
+        config: { role: 'viewer' },
+        schema: {
+          tags: ['rollouts'],
+          summary: 'A rollout per batch and per device',
+          params: RolloutParams,
+          response: { 200: RolloutStatusView },
+        },
+      },
+      async (request) => {
+        const status = await engine.status(request.params.id);
+        if (!status) throw notFound(`rollout ${request.params.id}`);
+        return status;
+      },
+    );
+
+    routes.post(
+      '/rollouts/:id/:action',
+      {
+        config: { role: 'operator' },
+        schema: {
+          tags: ['rollouts'],
+          summary: 'Pause, resume (approve) or abort a rollout',
+          params: RolloutAction,
+          response: { 200: RolloutStatusView },
+        },
+      },
+      async (request) =>
+        engine.operate(request.params.id, request.params.action, callerOf(request).name),
+    );
+
+    routes.get(
+      '/rollouts/:id/stream',
+      {
+        config: { role: 'viewer' },
+        schema: {
+          tags: ['rollouts'],
+          summary:
+            'Server-sent events: `status` (the whole status, on every change) and `happening` (one line)',
+          params: RolloutParams,
+        },
+      },
+      async (request, reply) => {
+        const first = await engine.status(request.params.id);
+        if (!first) throw notFound(`rollout ${request.params.id}`);
+        reply.hijack();
+        const out = reply.raw;
+        out.writeHead(200, {
+          'content-type': 'text/event-stream',
+          'cache-control': 'no-cache',
+          connection: 'keep-alive',
+        });
+        const send = (event: string, data: unknown) =>
+          out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+        let last = JSON.stringify(first);
+        send('status', first);
+        const onHappening = (id: string, line: string) =>
+          id === first.id && send('happening', { line });
+        engine.events.on('happening', onHappening);
+        // Statuses come from Postgres, so a stream sees progress made by any controller.
+        const poll = setInterval(() => {
+          void engine.status(first.id).then((status: RolloutStatus | undefined) => {
+            if (!status) return;
+            const text = JSON.stringify(status);
+            if (text !== last) {
+              last = text;
+              send('status', status);
+            }
+            if (FINISHED.includes(status.state)) stop();
+          });
+        }, 500);
+        const keepAlive = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
+        const stop = () => {
+          clearInterval(poll);
+          clearInterval(keepAlive);
+          engine.events.off('happening', onHappening);
+          out.end();
+        };
+        if (FINISHED.includes(first.state)) stop();
+        request.raw.on('close', stop);
+      },
+    );
+  };
+}
