@@ -9,6 +9,8 @@ export * from './reports/state-report.js';
 export * from './reports/device-event.js';
 export * from './rollouts/rollout-spec.js';
 export * from './mqtt/topics.js';
+export * from './agent/agent-config.js';
+export * from './agent/commands.js';
 export * from './units/systemd-syntax.js';
 export * from './units/podman-args.js';
 export * from './units/service-unit.js';

@@ -1,0 +1,104 @@
+import {
+  DeviceEvent,
+  generateSigningKey,
+  signManifest,
+  StateReport,
+  topics,
+  type CommandResponse,
+  type DeviceManifest,
+  type ServiceSpecInput,
+} from '@podfleet/shared';
+import { VirtualClock } from '../clock/clock.js';
+import { MemoryHost } from '../host/memory-host.js';
+import { Outbox } from '../outbox/outbox.js';
+import { MemoryOutboxStore } from '../outbox/outbox-store.js';
+import { MemoryLink } from '../session/memory-link.js';
+import { MemoryStateStore } from '../state/state-store.js';
+import { DeviceAgent, type AgentIntervals } from './device-agent.js';
+
+export const controllerKey = generateSigningKey();
+
+/** A manifest as the controller signs it. */
+export function signedManifest(
+  device: string,
+  generation: number,
+  services: ServiceSpecInput[],
+  key = controllerKey,
+): DeviceManifest {
+  return signManifest(
+    { device, generation, issuedAt: '2026-01-01T00:00:00.000Z', services },
+    key.privateKeyPem,
+  );
+}
+
+/**
+ * One device for loop tests: the agent on a MemoryHost with a virtual clock, talking to a
+ * MemoryLink, everything it publishes parsed against the shared contracts.
+ */
+export function memoryDevice(
+  options: { device?: string; intervals?: Partial<AgentIntervals>; settle?: number } = {},
+) {
+  const device = options.device ?? 'dev-1';
+  const clock = new VirtualClock();
+  const host = new MemoryHost({ clock, name: device });
+  const store = new MemoryStateStore();
+  const outboxStore = new MemoryOutboxStore();
+  const link = new MemoryLink(device);
+  const makeAgent = (outbox: Outbox) =>
+    new DeviceAgent({
+      device,
+      trustedKeys: [controllerKey.publicKeyPem],
+      driver: host,
+      store,
+      link,
+      outbox,
+      clock,
+      ...(options.settle !== undefined ? { settle: options.settle } : {}),
+      intervals: {
+        reportMs: 3_600_000,
+        driftMs: 3_600_000,
+        autoUpdateMs: undefined,
+        ...options.intervals,
+      },
+    });
+  const outbox = new Outbox(outboxStore, link);
+  const dev = {
+    device,
+    clock,
+    host,
+    store,
+    link,
+    outbox,
+    agent: makeAgent(outbox),
+    async start() {
+      await dev.outbox.open();
+      await dev.agent.start();
+      link.connect();
+      await clock.run(dev.agent.idle());
+    },
+    /** The agent process restarts: new agent and outbox objects on the same host and state. */
+    async restart() {
+      dev.agent.stop();
+      dev.outbox.close();
+      link.disconnect();
+      dev.outbox = new Outbox(outboxStore, link);
+      dev.agent = makeAgent(dev.outbox);
+      await dev.start();
+    },
+    /** Delivers a manifest (or raw payload) and lets the agent finish with it. */
+    async desire(manifest: DeviceManifest | string) {
+      link.deliverDesired(typeof manifest === 'string' ? manifest : JSON.stringify(manifest));
+      await clock.run(dev.agent.idle());
+    },
+    events(): DeviceEvent[] {
+      return link.published(topics.events(device)).map((event) => DeviceEvent.parse(event));
+    },
+    states(): StateReport[] {
+      return link.published(topics.state(device)).map((report) => StateReport.parse(report));
+    },
+    responses(): CommandResponse[] {
+      return link.published<CommandResponse>(topics.cmdResult(device));
+    },
+  };
+  return dev;
+}
