@@ -43,7 +43,12 @@ export type RoutePlugin = (app: FastifyInstance) => Promise<void> | void;
  * the shared contracts validate requests and serialize responses, OpenAPI at /docs, bearer-token
  * roles on every /v1 route.
  */
-export async function buildApp(deps: AppDeps, routes: RoutePlugin[]): Promise<FastifyInstance> {
+export async function buildApp(
+  deps: AppDeps,
+  routes: RoutePlugin[],
+  /** Plugins outside /v1 (the dashboard at `/`). */
+  pages: RoutePlugin[] = [],
+): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     // Requests are not logged one by one: ingest and the engine log what matters.
@@ -65,6 +70,7 @@ export async function buildApp(deps: AppDeps, routes: RoutePlugin[]): Promise<Fa
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   app.withTypeProvider<ZodTypeProvider>().get('/healthz', async () => ({ ok: true }));
+  for (const page of pages) await app.register(async (root) => page(root));
   await app.register(
     async (v1) => {
       for (const route of routes) await route(v1);
