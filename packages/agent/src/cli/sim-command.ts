@@ -21,6 +21,7 @@ interface SimOptions {
   broker: string;
   labels?: Record<string, string>;
   failRate: number;
+  badImage?: string;
   offlineRate: number;
   prefix: string;
   key?: string;
@@ -44,6 +45,10 @@ export function registerSim(program: Command, io: CliIo, signal: AbortSignal): v
       parseRate,
       0,
     )
+    .option(
+      '--bad-image <text>',
+      'images whose reference contains this never get ready on any device',
+    )
     .option('--offline-rate <share>', 'share of devices that go off and on', parseRate, 0)
     .option('--prefix <name>', 'device ids are NAME-0000, NAME-0001, …', parsePrefix, 'sim')
     .option('--key <pem-file>', 'controller public key(s); without it a key is made and shown')
@@ -64,6 +69,7 @@ async function runSim(options: SimOptions, io: CliIo, signal: AbortSignal): Prom
     prefix: options.prefix,
     labels: options.labels ?? {},
     failRate: options.failRate,
+    ...(options.badImage ? { badImage: options.badImage } : {}),
     offlineRate: options.offlineRate,
     trustedKeys,
     ...(options.settle !== undefined ? { settle: options.settle } : {}),

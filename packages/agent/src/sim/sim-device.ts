@@ -15,6 +15,8 @@ export interface SimDeviceOptions {
   trustedKeys: readonly string[];
   /** Its new images never become ready (so it rolls them back). */
   failing: boolean;
+  /** Images whose reference contains this never become ready. */
+  badImage?: string;
   settle?: number;
   logger: Logger;
 }
@@ -55,7 +57,11 @@ export class SimDevice {
     this.labels = options.labels;
     this.failing = options.failing;
     // A few journal lines per unit: thousands of hosts share this process.
-    this.host = new SimHost({ clock: systemClock, name: id, journalLines: 20 }, options.failing);
+    this.host = new SimHost(
+      { clock: systemClock, name: id, journalLines: 20 },
+      options.failing,
+      options.badImage,
+    );
     // A simulated device is gone for good once the simulator stops: let the broker forget it.
     this.session = new DeviceSession({
       device: id,

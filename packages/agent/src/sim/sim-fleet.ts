@@ -9,6 +9,8 @@ export interface SimFleetOptions {
   labels: Record<string, string>;
   /** Share of devices whose new images never become ready. */
   failRate: number;
+  /** Images whose reference contains this never become ready, on any device. */
+  badImage?: string;
   /** Share of devices that go off and on again (starting off). */
   offlineRate: number;
   trustedKeys: readonly string[];
@@ -58,6 +60,7 @@ export class SimFleet {
         broker: options.broker,
         trustedKeys: options.trustedKeys,
         failing: failing.has(i),
+        ...(options.badImage !== undefined ? { badImage: options.badImage } : {}),
         ...(options.settle !== undefined ? { settle: options.settle } : {}),
         logger: options.logger.child({ device: id }),
       });

@@ -19,6 +19,8 @@ export class SimHost extends MemoryHost {
   constructor(
     options: MemoryHostOptions,
     private readonly failing: boolean,
+    /** Images whose reference contains this never become ready on any device (a bad release). */
+    private readonly badImage?: string,
   ) {
     super(options);
   }
@@ -27,7 +29,10 @@ export class SimHost extends MemoryHost {
     try {
       this.images.remoteId(reference);
     } catch {
-      this.images.push(reference, this.failing && this.failNewImages ? NEVER_READY : {});
+      const bad =
+        (this.failing && this.failNewImages) ||
+        (this.badImage !== undefined && reference.includes(this.badImage));
+      this.images.push(reference, bad ? NEVER_READY : {});
     }
     return super.pullImage(reference);
   }
