@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
@@ -104,6 +104,8 @@ export async function startController(
 
     const { key, created } = loadSigningKey(config, config.PODFLEET_DATA);
     if (created) logger.info({ keyId: key.keyId }, 'manifest signing key created');
+    // What agents (and `podfleet-agent sim --key`) trust: the public half, beside the data.
+    writeFileSync(join(config.PODFLEET_DATA, 'controller-public-key.pem'), key.publicKeyPem);
     const sync = new DesiredSync({
       db,
       publisher: mqttManifestPublisher(broker.client),
