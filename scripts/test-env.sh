@@ -4,9 +4,11 @@
 set -euo pipefail
 
 # podman…busybox-static: the renderer's checks against Podman 4.3; systemd-container, gcc,
-# libc6-dev: the nspawn devices of the agent's integration tests (docs/device-lab.md).
+# libc6-dev: the nspawn devices of the agent's integration tests (docs/device-lab.md); chromium and
+# fonts: the dashboard's browser tests.
 PACKAGES=(podman runc conmon uidmap netavark aardvark-dns catatonit debootstrap busybox-static systemd
-  systemd-container gcc libc6-dev)
+  systemd-container gcc libc6-dev
+  chromium fonts-liberation fonts-dejavu-core)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

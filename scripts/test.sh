@@ -22,8 +22,9 @@ step 'lint and format'
 npx eslint .
 npx prettier --check . --log-level warn
 
-step 'typecheck (tests included)'
+step 'typecheck (tests and the dashboard's browser modules included)'
 npx tsc -p tsconfig.check.json
+npx tsc -p packages/controller/dashboard-assets
 
 step 'tests'
 npx vitest run "$@"

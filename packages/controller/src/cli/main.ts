@@ -1,6 +1,16 @@
 import { Command, CommanderError } from 'commander';
 import { CliError, EXIT, type CliIo } from './io.js';
+import { registerAssign } from './assign.js';
+import { registerDevices } from './devices.js';
+import { registerEvents } from './events.js';
+import { registerGroups } from './groups.js';
+import { registerPin } from './pin.js';
 import { registerRender } from './render.js';
+import { registerServices } from './services.js';
+import { registerTokens } from './tokens.js';
+import { registerMigrate } from './migrate.js';
+import { registerRollout } from './rollout.js';
+import { registerServe } from './serve.js';
 
 /** Builds the `podfleet` program; each command registers itself. */
 export function buildProgram(io: CliIo): Command {
@@ -14,6 +24,16 @@ export function buildProgram(io: CliIo): Command {
       writeErr: () => undefined,
     });
   registerRender(program, io);
+  registerDevices(program, io);
+  registerGroups(program, io);
+  registerServices(program, io);
+  registerAssign(program, io);
+  registerPin(program, io);
+  registerTokens(program, io);
+  registerEvents(program, io);
+  registerRollout(program, io);
+  registerServe(program, io);
+  registerMigrate(program, io);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

@@ -87,6 +87,10 @@ export class DesiredSync implements Fleet {
     return device ? resolveDesiredState({ ...fleet, device }) : undefined;
   }
 
+  async forget(deviceId: string): Promise<void> {
+    await this.options.publisher.clear(deviceId);
+  }
+
   /** Publishes every stored manifest again: at start, and after the broker lost retained ones. */
   async republishAll(): Promise<number> {
     const devices = await this.options.db.prisma.device.findMany({

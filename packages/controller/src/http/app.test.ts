@@ -13,16 +13,14 @@ const tokens = new Map([
 ]);
 
 const echo: RoutePlugin = (app) => {
-  app
-    .withTypeProvider<ZodTypeProvider>()
-    .post(
-      '/echo',
-      {
-        config: { role: 'operator' },
-        schema: { body: ServiceSpec, response: { 200: z.object({ unit: z.string() }) } },
-      },
-      async (request) => ({ unit: `${request.body.name}.service` }),
-    );
+  app.withTypeProvider<ZodTypeProvider>().post(
+    '/echo',
+    {
+      config: { role: 'operator' },
+      schema: { body: ServiceSpec, response: { 200: z.object({ unit: z.string() }) } },
+    },
+    async (request) => ({ unit: `${request.body.name}.service` }),
+  );
   app.get('/look', { config: { role: 'viewer' } }, async () => ({ ok: true }));
 };
 
@@ -30,7 +28,11 @@ async function app() {
   return buildApp(
     {
       db: {} as Database,
-      fleet: { changed: () => undefined, explain: async () => undefined },
+      fleet: {
+        changed: () => undefined,
+        explain: async () => undefined,
+        forget: async () => undefined,
+      },
       log: pino({ level: 'silent' }),
       tokens: async (hash) => tokens.get(hash),
     },

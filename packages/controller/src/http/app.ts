@@ -19,6 +19,8 @@ export interface Fleet {
   changed(reason: string): void;
   /** Why a device runs what it runs: resolutions and conflicts, computed now. */
   explain(deviceId: string): Promise<DesiredState | undefined>;
+  /** A device was deleted: clear what was published for it. */
+  forget(deviceId: string): Promise<void>;
 }
 
 export interface AppDeps {

@@ -20,6 +20,8 @@ import pg from 'pg';
 const log = pino({ level: 'silent' });
 const key = generateSigningKey();
 const V1 = 'registry.example/acme/web:1';
+// Report times only grow: ingest ignores a state report older than the one it has.
+let reportClock = Date.now();
 const V2 = `registry.example/acme/web@sha256:${'2'.repeat(64)}`;
 
 describe('rollout engine on Postgres with a simulated fleet', () => {
@@ -116,7 +118,7 @@ describe('rollout engine on Postgres with a simulated fleet', () => {
       states.push({
         device: device.id,
         generation: manifest.generation,
-        reportedAt: new Date(Date.now() + states.length).toISOString(),
+        reportedAt: new Date(reportClock++).toISOString(),
         agent: { version: 'test' },
         host: { podman: '5.4.2', systemd: '257', arch: 'x86_64', unitStyle: 'quadlet' },
         services: running

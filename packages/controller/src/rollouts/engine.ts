@@ -54,8 +54,9 @@ export class RolloutEngine {
   /** `happening` (rolloutId, line) for the live stream and the log. */
   readonly events = new EventEmitter();
   private timer: NodeJS.Timeout | undefined;
-  private passing: Promise<number> | undefined;
-  private again = false;
+  /** Passes run one after the other, in this process; other controllers are kept out by locks. */
+  private chain: Promise<unknown> = Promise.resolve();
+  private pokeQueued = false;
   private closed = false;
 
   constructor(private readonly options: EngineOptions) {
@@ -177,29 +178,26 @@ export class RolloutEngine {
     this.poke();
   }
 
-  /** Runs a pass soon (device results arrived, an operator acted). */
+  /** Runs a pass soon (device results arrived, an operator acted); many pokes, one pass. */
   poke(): void {
-    if (this.closed) return;
-    if (this.passing) {
-      this.again = true;
-      return;
-    }
-    this.passing = this.pass()
-      .catch((error: unknown) => {
-        this.options.log.error({ err: error }, 'rollout pass failed');
-        return 0;
+    if (this.closed || this.pokeQueued) return;
+    this.pokeQueued = true;
+    void this.chain
+      .then(() => {
+        this.pokeQueued = false;
+        return this.closed ? 0 : this.pass();
       })
-      .finally(() => {
-        this.passing = undefined;
-        if (this.again && !this.closed) {
-          this.again = false;
-          this.poke();
-        }
-      });
+      .catch((error: unknown) => this.options.log.error({ err: error }, 'rollout pass failed'));
   }
 
-  /** One pass over every active rollout; resolves with how many it looked at. */
-  async pass(): Promise<number> {
+  /** One pass over every active rollout, after any pass in progress; resolves with how many. */
+  pass(): Promise<number> {
+    const run = this.chain.then(() => this.passOnce());
+    this.chain = run.catch(() => 0);
+    return run;
+  }
+
+  private async passOnce(): Promise<number> {
     const seen: string[] = [];
     for (;;) {
       const claimed = await this.options.db.prisma.$transaction(
@@ -262,7 +260,7 @@ export class RolloutEngine {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await this.passing;
+    await this.chain;
   }
 
   /** Recomputes manifests, then records which generation carries each device's switch. */

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { openDatabase, type Database } from '../db/client.js';
 import { DesiredSync } from '../desired/sync.js';
+import { dashboardPage } from '../dashboard/plugin.js';
 import { buildApp, type RoutePlugin } from '../http/app.js';
 import { DeviceIngest } from '../ingest/device-ingest.js';
 import { markSilentDevicesOffline } from '../ingest/store.js';
@@ -130,10 +131,11 @@ export async function startController(
     }, 15_000);
     cleanups.push(async () => clearInterval(sweeper));
 
-    const app = await buildApp({ db, fleet: sync, log: logger }, [
-      ...routes,
-      rolloutRoutes(rollouts),
-    ]);
+    const app = await buildApp(
+      { db, fleet: sync, log: logger },
+      [...routes, rolloutRoutes(rollouts)],
+      [dashboardPage],
+    );
     cleanups.push(() => app.close());
     const address = await app.listen({ host: config.HOST, port: config.PORT });
     logger.info({ url: address, docs: `${address}/docs` }, 'controller listening');

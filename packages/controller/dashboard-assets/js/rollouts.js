@@ -1,0 +1,236 @@
+// @ts-check
+import { deviceButton, timestamp } from './format.js';
+import { h } from './view-node.js';
+
+/**
+ * @typedef {'pending' | 'updating' | 'succeeded' | 'failed' | 'skipped' | 'reverting' | 'reverted'} DeviceState
+ * @typedef {Record<DeviceState | 'offline', number>} Counts
+ * @typedef {{ id: string, state: DeviceState, from: string, to: string, reason?: string, online: boolean }} RolloutDevice
+ * @typedef {{
+ *   index: number, kind: 'canary' | 'batch', state: 'pending' | 'running' | 'done',
+ *   counts: Counts, devices: RolloutDevice[]
+ * }} Batch
+ * @typedef {{
+ *   id: string, service: string, targetImage: string, state: string, reason?: string,
+ *   currentBatch: number, awaitingApproval: boolean, createdBy: string, createdAt: string,
+ *   finishedAt?: string, counts: Counts & { total: number }, batches: Batch[],
+ *   excluded: { id: string, reason: string }[]
+ * }} RolloutStatus
+ * @typedef {{
+ *   id: string, service: string, targetImage: string, state: string, reason?: string,
+ *   createdBy: string, createdAt: string
+ * }} RolloutSummary
+ * @typedef {{ summary: RolloutSummary, status?: RolloutStatus, happenings: string[] }} RolloutEntry
+ */
+
+/** States in which a rollout still changes: its stream is followed. */
+export const ACTIVE_STATES = ['pending', 'running', 'paused', 'rolling_back'];
+
+/** Finished device states drawn in the bar, in this order; the rest of the bar is pending. */
+const SEGMENTS = /** @type {const} */ ([
+  'succeeded',
+  'failed',
+  'reverted',
+  'reverting',
+  'skipped',
+  'updating',
+]);
+/** Columns shown only when some device of the rollout is in that state. */
+const OCCASIONAL = /** @type {const} */ (['reverted', 'reverting', 'skipped']);
+
+/**
+ * The newest rollouts, each with its batches' live progress and its failed devices.
+ * @param {RolloutEntry[]} entries
+ * @param {string | undefined} selected
+ */
+export function rolloutsView(entries, selected) {
+  if (entries.length === 0) return h('p', { class: 'hint' }, 'No rollout yet.');
+  return h(
+    'div',
+    {},
+    entries.map((entry) => rolloutView(entry, selected)),
+  );
+}
+
+/**
+ * @param {RolloutEntry} entry
+ * @param {string | undefined} selected
+ */
+function rolloutView({ summary, status, happenings }, selected) {
+  const state = status?.state ?? summary.state;
+  const reason = status ? status.reason : summary.reason;
+  const headingId = `rollout-${summary.id}`;
+  return h(
+    'article',
+    { class: 'rollout', 'data-rollout': summary.id, 'aria-labelledby': headingId },
+    h(
+      'header',
+      {},
+      h('h3', { id: headingId }, `${summary.service} → `, h('code', {}, summary.targetImage)),
+      h('span', { class: `state state-${state}` }, state.replace('_', ' ')),
+    ),
+    h(
+      'p',
+      { class: 'meta' },
+      `started by ${summary.createdBy}, `,
+      timestamp(summary.createdAt),
+      status && `; batch ${status.currentBatch + 1} of ${status.batches.length}`,
+      status?.awaitingApproval && '; awaiting approval',
+    ),
+    reason && h('p', { class: 'reason' }, reason),
+    status && statusView(status, selected),
+    happenings.length > 0 &&
+      h(
+        'ul',
+        { class: 'happenings', 'aria-label': 'What just happened, newest first' },
+        happenings.map((line) => h('li', {}, line)),
+      ),
+  );
+}
+
+/**
+ * @param {RolloutStatus} status
+ * @param {string | undefined} selected
+ */
+function statusView(status, selected) {
+  const { counts } = status;
+  const occasional = OCCASIONAL.filter((state) => counts[state] > 0);
+  const failed = status.batches.flatMap((batch) =>
+    batch.devices.filter((d) => d.state === 'failed').map((device) => ({ batch, device })),
+  );
+  const hasCanary = status.batches.some((batch) => batch.kind === 'canary');
+  return h(
+    'div',
+    {},
+    h(
+      'p',
+      { class: 'totals' },
+      `${counts.succeeded} of ${counts.total} devices succeeded, ${counts.failed} failed, `,
+      `${counts.pending + counts.updating} waiting (${counts.offline} offline)`,
+      status.excluded.length > 0 && `, ${status.excluded.length} excluded`,
+    ),
+    h(
+      'table',
+      { class: 'batches' },
+      h('caption', { class: 'visually-hidden' }, `Batches of the ${status.service} rollout`),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Batch', 'State', 'Progress', 'Succeeded', 'Failed'].map((name) =>
+            h('th', { scope: 'col' }, name),
+          ),
+          occasional.map((name) => h('th', { scope: 'col' }, capitalized(name))),
+          ['Updating', 'Pending', 'Offline'].map((name) => h('th', { scope: 'col' }, name)),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        status.batches.map((batch) =>
+          h(
+            'tr',
+            { 'data-batch': batch.index, class: `batch-${batch.state}` },
+            h('th', { scope: 'row' }, batchName(batch, hasCanary)),
+            h('td', {}, batch.state),
+            h('td', {}, progressBar(batch)),
+            h('td', { class: 'num', 'data-count': 'succeeded' }, batch.counts.succeeded),
+            h('td', { class: 'num', 'data-count': 'failed' }, batch.counts.failed),
+            occasional.map((name) =>
+              h('td', { class: 'num', 'data-count': name }, batch.counts[name]),
+            ),
+            h('td', { class: 'num', 'data-count': 'updating' }, batch.counts.updating),
+            h('td', { class: 'num', 'data-count': 'pending' }, batch.counts.pending),
+            h('td', { class: 'num', 'data-count': 'offline' }, batch.counts.offline),
+          ),
+        ),
+      ),
+    ),
+    failed.length > 0 &&
+      h(
+        'table',
+        { class: 'failed' },
+        h('caption', {}, 'Failed devices'),
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ['Device', 'Batch', 'Reason'].map((name) => h('th', { scope: 'col' }, name)),
+          ),
+        ),
+        h(
+          'tbody',
+          {},
+          failed.map(({ batch, device }) =>
+            h(
+              'tr',
+              {},
+              h('th', { scope: 'row' }, deviceButton(device.id, selected)),
+              h('td', {}, batchName(batch, hasCanary)),
+              h('td', { class: 'reason' }, device.reason ?? 'no reason reported'),
+            ),
+          ),
+        ),
+      ),
+    status.excluded.length > 0 &&
+      h(
+        'details',
+        { class: 'excluded', 'data-keep-open': `excluded-${status.id}` },
+        h('summary', {}, `${status.excluded.length} devices left out`),
+        h(
+          'ul',
+          {},
+          status.excluded.map((d) => h('li', {}, deviceButton(d.id, selected), `: ${d.reason}`)),
+        ),
+      ),
+  );
+}
+
+/**
+ * A bar with one segment per finished state; its text alternative says the same in words.
+ * @param {Batch} batch
+ */
+export function progressBar(batch) {
+  const total = batch.devices.length;
+  const done = total - batch.counts.pending - batch.counts.updating - batch.counts.reverting;
+  const parts = SEGMENTS.filter((state) => batch.counts[state] > 0);
+  const words = parts.map((state) => `${batch.counts[state]} ${state}`);
+  if (batch.counts.pending > 0) words.push(`${batch.counts.pending} pending`);
+  return h(
+    'div',
+    { class: 'progress' },
+    h(
+      'div',
+      {
+        class: 'bar',
+        role: 'img',
+        'aria-label': `${done} of ${total} finished: ${words.join(', ') || 'no device'}`,
+      },
+      parts.map((state) =>
+        h('span', {
+          class: `segment ${state}`,
+          style: { width: `${(100 * batch.counts[state]) / Math.max(1, total)}%` },
+        }),
+      ),
+    ),
+    h('span', { class: 'fraction' }, `${done}/${total}`),
+  );
+}
+
+/**
+ * "Canary", then "Batch 1", "Batch 2"… (batches count from 1 whether or not a canary went first).
+ * @param {Batch} batch
+ * @param {boolean} hasCanary
+ */
+function batchName(batch, hasCanary) {
+  return batch.kind === 'canary' ? 'Canary' : `Batch ${batch.index + (hasCanary ? 0 : 1)}`;
+}
+
+/** @param {string} word */
+function capitalized(word) {
+  return word.charAt(0).toUpperCase() + word.slice(1);
+}

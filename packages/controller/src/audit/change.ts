@@ -1,0 +1,69 @@
+import type { FastifyRequest } from 'fastify';
+import { callerOf } from '../auth/plugin.js';
+import { Prisma } from '../db/client.js';
+import { conflict } from '../http/errors.js';
+
+export type Transaction = Prisma.TransactionClient;
+
+/** One audit_log row: who did what to which thing. */
+export interface AuditRecord {
+  /** `group.create`, `pin.delete`, … */
+  action: string;
+  /** `group/edge`, `device/pi-17`, … */
+  target: string;
+  /** The request's meaningful fields; never a token, a token hash or a password. */
+  details?: Prisma.InputJsonObject;
+}
+
+export interface Change<T> {
+  result: T;
+  /** Undefined when the request changed nothing (an unchanged spec applied again). */
+  audit: AuditRecord | undefined;
+  /** Set when the change can alter a device's manifest: the reason Fleet.changed hears. */
+  fleet?: string;
+}
+
+// PGlite has one connection, so a transaction may wait for another; Prisma's 2 s default is short.
+const TRANSACTION = { maxWait: 10_000, timeout: 20_000 };
+
+/** Prisma's codes for what a concurrent change can cause between a route's check and its write. */
+const RACES = new Set(['P2002', 'P2003', 'P2025']);
+
+/**
+ * Runs an operator's change and writes its audit row in the same transaction, so that there is
+ * never a change without its row nor a row without its change; then, after the commit, tells the
+ * fleet when manifests may have changed. The actor is the caller's token name unless given.
+ * Routes check first and answer 404/409 naming the thing; a unique, foreign-key or missing-row
+ * error that still reaches the store means another change came in between: 409, retry.
+ */
+export async function commitChange<T>(
+  request: FastifyRequest,
+  work: (tx: Transaction) => Promise<Change<T>>,
+  actor: string = callerOf(request).name,
+): Promise<T> {
+  const { deps } = request.server;
+  const change = await deps.db.prisma
+    .$transaction(async (tx) => {
+      const done = await work(tx);
+      if (done.audit) {
+        const { action, target, details = {} } = done.audit;
+        await tx.auditEntry.create({ data: { actor, action, target, details } });
+      }
+      return done;
+    }, TRANSACTION)
+    .catch((error: unknown) => {
+      if (error instanceof Prisma.PrismaClientKnownRequestError && RACES.has(error.code)) {
+        throw conflict('a concurrent change came first; retry');
+      }
+      throw error;
+    });
+  if (change.fleet !== undefined) {
+    try {
+      deps.fleet.changed(change.fleet);
+    } catch (error) {
+      // The change is committed; the sync recomputes from the database on its next run anyway.
+      request.log.error({ err: error, reason: change.fleet }, 'fleet.changed failed');
+    }
+  }
+  return change.result;
+}

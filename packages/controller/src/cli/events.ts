@@ -1,0 +1,73 @@
+import type { Command } from 'commander';
+import { clientFor, naming, withConnection, type ConnectionFlags } from './api-client.js';
+import type { CliIo } from './io.js';
+import { parseInteger } from './numbers.js';
+import { formatTable } from './table.js';
+
+interface EventFlags extends ConnectionFlags {
+  device?: string;
+  type?: string;
+  since?: string;
+  limit: string;
+  json?: boolean;
+}
+
+export function registerEvents(program: Command, io: CliIo): void {
+  withConnection(
+    program
+      .command('events')
+      .description(
+        'what devices reported: apply, auto-update, rollback, drift, error; newest first',
+      )
+      .option('--device <id>', 'only this device')
+      .option('--type <type>', 'only this type (apply, auto-update, rollback, drift, error)')
+      .option('--since <time>', 'only events at or after this ISO time')
+      .option('--limit <n>', 'at most this many', '20')
+      .option('--json', 'print the events as JSON'),
+  )
+    .addHelpText('after', '\nExample:\n  podfleet events --device pi-17 --type rollback --limit 5')
+    .action(async (flags: EventFlags) => {
+      const limit = parseInteger('--limit', flags.limit, 1);
+      const api = await clientFor(flags);
+      const events = await api
+        .events({ device: flags.device, type: flags.type, since: flags.since }, limit)
+        .catch(
+          naming({
+            'querystring.device': '--device',
+            'querystring.type': '--type',
+            'querystring.since': '--since',
+          }),
+        );
+      if (flags.json) {
+        io.stdout.write(`${JSON.stringify(events, null, 2)}\n`);
+        return;
+      }
+      io.stdout.write(
+        formatTable(
+          ['AT', 'DEVICE', 'TYPE', 'WHAT'],
+          events.map((event) => [event.at, event.device, event.type, summarize(event.payload)]),
+        ),
+      );
+    });
+}
+
+/** One line per event, from the fields each DeviceEvent type has. */
+function summarize(payload: Record<string, unknown>): string {
+  const text = (key: string) => (payload[key] === undefined ? '' : String(payload[key]));
+  switch (payload.type) {
+    case 'apply':
+      return `generation ${text('generation')} ${text('result')}${payload.reason ? `: ${text('reason')}` : ''}`;
+    case 'rollback':
+      return `${text('service')} ${text('fromImage')} → ${text('toImage')} (${text('trigger')}): ${text('reason')}`;
+    case 'drift':
+      return `${text('service')} expected ${text('expected')}, found ${text('observed')} (${text('action')})`;
+    case 'auto-update': {
+      const results = Array.isArray(payload.results) ? payload.results.length : 0;
+      return `${payload.dryRun ? 'dry run, ' : ''}${results} unit${results === 1 ? '' : 's'} checked`;
+    }
+    case 'error':
+      return `${payload.service ? `${text('service')}: ` : ''}${text('message')}`;
+    default:
+      return '';
+  }
+}

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { RolloutSpec } from '@podfleet/shared';
+import type { RolloutStatus } from '../rollouts/status.js';
+import { emptyCounts } from '../rollouts/status.js';
+import { renderRollout } from './rollout-view.js';
+
+const device = (
+  id: string,
+  state: RolloutStatus['batches'][number]['devices'][number]['state'],
+  extra = {},
+) => ({
+  id,
+  state,
+  from: 'r/web:1',
+  to: 'r/web:2',
+  online: true,
+  ...extra,
+});
+
+function status(): RolloutStatus {
+  const canary = [
+    device('a', 'succeeded'),
+    device('b', 'failed', { reason: 'web: not ready within 60s' }),
+  ];
+  const batch = [device('c', 'updating', { online: false }), device('d', 'pending')];
+  const count = (devices: typeof canary) => {
+    const counts = emptyCounts();
+    for (const d of devices) {
+      counts[d.state]++;
+      if (!d.online) counts.offline++;
+    }
+    return counts;
+  };
+  return {
+    id: '7d1c0c52-1111-4222-8333-944455556666',
+    service: 'web',
+    targetImage: 'r/web:2',
+    state: 'running',
+    spec: RolloutSpec.parse({ service: 'web', image: 'r/web:2', targets: { groups: ['edge'] } }),
+    currentBatch: 1,
+    awaitingApproval: false,
+    createdBy: 'ops',
+    createdAt: '2026-11-29T10:00:00.000Z',
+    counts: { ...count([...canary, ...batch]), total: 4 },
+    batches: [
+      { index: 0, kind: 'canary', state: 'done', counts: count(canary), devices: canary },
+      { index: 1, kind: 'batch', state: 'running', counts: count(batch), devices: batch },
+    ],
+    excluded: [],
+  };
+}
+
+describe('the rollout watch view', () => {
+  it('shows a bar and counts per batch, the totals, and each failure with its reason', () => {
+    expect(renderRollout(status())).toBe(
+      [
+        'rollout 7d1c0c52-1111-4222-8333-944455556666  web → r/web:2',
+        'state running',
+        '1/4 succeeded, 1 failed, 2 pending (1 offline), 0 skipped',
+        '',
+        '✓ canary  [############xxxxxxxxxxxx]   1/2 ok  1 failed',
+        '▶ batch 1  [------------------------]   0/2 ok  2 pending (1 offline)',
+        '',
+        'failures:',
+        '  b: web: not ready within 60s',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('caps the list of failures', () => {
+    const s = status();
+    s.batches[1]!.devices = Array.from({ length: 12 }, (_, i) =>
+      device(`f${i}`, 'failed', { reason: 'x' }),
+    );
+    const text = renderRollout(s, 3);
+    expect(text).toContain('  b: web: not ready within 60s\n  f0: x\n  f1: x\n  … and 10 more\n');
+  });
+});

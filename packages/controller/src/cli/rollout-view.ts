@@ -1,0 +1,47 @@
+import type { RolloutStatus } from '../rollouts/status.js';
+
+const BAR = 24;
+
+/** A bar of done (#), failed (x) and still-to-go (-) shares of a batch. */
+function bar(done: number, failed: number, total: number): string {
+  if (total === 0) return `[${'-'.repeat(BAR)}]`;
+  const ok = Math.round((done / total) * BAR);
+  const bad = Math.min(BAR - ok, Math.round((failed / total) * BAR));
+  return `[${'#'.repeat(ok)}${'x'.repeat(bad)}${'-'.repeat(BAR - ok - bad)}]`;
+}
+
+/**
+ * The live view of `podfleet rollout watch`: the rollout's state, a progress bar per batch with
+ * counts, and the failures with their reasons. Pure, so it is tested without a terminal.
+ */
+export function renderRollout(status: RolloutStatus, maxFailures = 10): string {
+  const c = status.counts;
+  const lines = [
+    `rollout ${status.id}  ${status.service} → ${status.targetImage}`,
+    `state ${status.state}${status.reason ? ` — ${status.reason}` : ''}`,
+    `${c.succeeded}/${c.total} succeeded, ${c.failed} failed, ${c.pending + c.updating} pending (${c.offline} offline), ${c.skipped} skipped${c.reverting + c.reverted ? `, ${c.reverted} reverted, ${c.reverting} reverting` : ''}`,
+    '',
+  ];
+  for (const batch of status.batches) {
+    const b = batch.counts;
+    const total = batch.devices.length;
+    const done = b.succeeded + b.skipped + b.reverted;
+    const name = batch.kind === 'canary' ? 'canary ' : `batch ${String(batch.index).padEnd(2)}`;
+    const mark = batch.state === 'running' ? '▶' : batch.state === 'done' ? '✓' : ' ';
+    lines.push(
+      `${mark} ${name} ${bar(done, b.failed, total)} ${String(b.succeeded).padStart(3)}/${total} ok` +
+        `${b.failed ? `  ${b.failed} failed` : ''}${b.pending + b.updating ? `  ${b.pending + b.updating} pending` : ''}` +
+        `${b.offline ? ` (${b.offline} offline)` : ''}${b.skipped ? `  ${b.skipped} skipped` : ''}${b.reverting ? `  ${b.reverting} reverting` : ''}`,
+    );
+  }
+  const failures = status.batches.flatMap((batch) =>
+    batch.devices.filter((d) => d.state === 'failed'),
+  );
+  if (failures.length > 0) {
+    lines.push('', 'failures:');
+    for (const device of failures.slice(0, maxFailures))
+      lines.push(`  ${device.id}: ${device.reason ?? 'failed'}`);
+    if (failures.length > maxFailures) lines.push(`  … and ${failures.length - maxFailures} more`);
+  }
+  return `${lines.join('\n')}\n`;
+}

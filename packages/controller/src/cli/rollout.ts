@@ -1,0 +1,267 @@
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { RolloutSpec, formatIssues, type RolloutSpecInput } from '@podfleet/shared';
+import type { RolloutStatus } from '../rollouts/status.js';
+import { FINISHED } from '../rollouts/status.js';
+import {
+  ApiClient,
+  resolveConnection,
+  withConnection,
+  type ConnectionFlags,
+} from './api-client.js';
+import { CliError, EXIT, type CliIo } from './io.js';
+import { renderRollout } from './rollout-view.js';
+import { formatTable } from './table.js';
+
+interface SpecFlags extends ConnectionFlags {
+  file?: string;
+  group?: string[];
+  selector?: string;
+  canary?: string;
+  batchSize?: string;
+  maxFailures?: string;
+  healthTimeout?: string;
+  pauseBetween?: string;
+  autoRollback?: boolean;
+  offline?: string;
+  approveAfterCanary?: boolean;
+  overridePin?: string[];
+  json?: boolean;
+  watch?: boolean;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+const FLAG_OF: Record<string, string> = {
+  'targets.groups': '--group',
+  'targets.selector': '--selector',
+  targets: '--group/--selector',
+  'strategy.canary': '--canary',
+  'strategy.batchSize': '--batch-size',
+  'strategy.maxFailures': '--max-failures',
+  'strategy.healthTimeout': '--health-timeout',
+  'strategy.pauseBetweenBatches': '--pause-between',
+  'strategy.offlineDevices': '--offline',
+  image: 'IMAGE',
+  service: 'SERVICE',
+};
+
+function specOptions(command: Command): Command {
+  return withConnection(command)
+    .option('-f, --file <path>', 'a rollout spec, YAML or JSON (flags below override it)')
+    .option('--group <name>', 'target group (repeat for several)', collect)
+    .option('--selector <selector>', 'target devices by labels, e.g. "site=berlin,tier in (edge)"')
+    .option('--canary <n>', 'devices updated first, on their own')
+    .option('--batch-size <n|p%>', 'devices per batch after the canary (default 10%)')
+    .option(
+      '--max-failures <n|p%>',
+      'failures per batch and overall before pausing or rolling back (default 0)',
+    )
+    .option(
+      '--health-timeout <duration>',
+      'how long a device may take to run the new image, ready (default 5m)',
+    )
+    .option('--pause-between <duration>', 'wait between batches')
+    .option('--no-auto-rollback', 'pause on failures instead of rolling back')
+    .option('--offline <policy>', 'wait (count offline devices as pending) or skip them')
+    .option('--approve-after-canary', 'wait for `rollout resume` after the canary')
+    .option(
+      '--override-pin <group>',
+      'also change devices this group pins (needs an image by digest)',
+      collect,
+    )
+    .option('--json', 'machine-readable output');
+}
+
+/** The rollout spec from -f and flags, validated; problems name the flag they came from. */
+async function specFrom(
+  service: string | undefined,
+  image: string | undefined,
+  flags: SpecFlags,
+): Promise<RolloutSpecInput> {
+  let base: Record<string, unknown> = {};
+  if (flags.file) {
+    const text = await readFile(flags.file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      throw new CliError([`${flags.file}: cannot read: ${error.code ?? error.message}`]);
+    });
+    try {
+      base = (parseYaml(text) ?? {}) as Record<string, unknown>;
+    } catch (error) {
+      throw new CliError([`${flags.file}: ${(error as Error).message.split('\n')[0]}`]);
+    }
+  }
+  const strategy = { ...((base.strategy as object | undefined) ?? {}) } as Record<string, unknown>;
+  const number = (text: string) => (/^\d+$/.test(text) ? Number(text) : text);
+  if (flags.canary !== undefined) strategy.canary = number(flags.canary);
+  if (flags.batchSize !== undefined) strategy.batchSize = number(flags.batchSize);
+  if (flags.maxFailures !== undefined) strategy.maxFailures = number(flags.maxFailures);
+  if (flags.healthTimeout !== undefined) strategy.healthTimeout = flags.healthTimeout;
+  if (flags.pauseBetween !== undefined) strategy.pauseBetweenBatches = flags.pauseBetween;
+  if (flags.autoRollback === false) strategy.autoRollback = false;
+  if (flags.offline !== undefined) strategy.offlineDevices = flags.offline;
+  if (flags.approveAfterCanary) strategy.approveAfterCanary = true;
+  const targets = { ...((base.targets as object | undefined) ?? {}) } as Record<string, unknown>;
+  if (flags.group) targets.groups = flags.group;
+  if (flags.selector !== undefined) targets.selector = flags.selector;
+  const spec: Record<string, unknown> = { ...base, targets, strategy };
+  if (service !== undefined) spec.service = service;
+  if (image !== undefined) spec.image = image;
+  if (flags.overridePin) spec.overridePins = flags.overridePin;
+  const result = RolloutSpec.safeParse(spec);
+  if (!result.success) {
+    throw new CliError(
+      formatIssues(result.error).map((line) => {
+        const field = Object.keys(FLAG_OF).find((key) => line.startsWith(`${key}:`));
+        return field ? `${FLAG_OF[field]}${line.slice(field.length)}` : line;
+      }),
+    );
+  }
+  return spec as RolloutSpecInput;
+}
+
+interface PlanView {
+  service: string;
+  targetImage: string;
+  total: number;
+  batches: { index: number; kind: string; devices: { id: string; from: string; to: string }[] }[];
+  excluded: { id: string; reason: string }[];
+}
+
+export function registerRollout(program: Command, io: CliIo): void {
+  const rollout = program
+    .command('rollout')
+    .description('change a service’s image on many devices, in batches');
+  const client = async (flags: ConnectionFlags) => new ApiClient(await resolveConnection(flags));
+
+  specOptions(rollout.command('plan').argument('[service]').argument('[image]'))
+    .description(
+      'show the batches, the devices and each device’s image before → after; changes nothing',
+    )
+    .action(async (service: string | undefined, image: string | undefined, flags: SpecFlags) => {
+      const spec = await specFrom(service, image, flags);
+      const plan = await (
+        await client(flags)
+      ).request<PlanView>('POST', '/v1/rollouts/plan', { spec });
+      if (flags.json) return void io.stdout.write(`${JSON.stringify(plan)}\n`);
+      io.stdout.write(
+        `${plan.service} → ${plan.targetImage}: ${plan.total} devices in ${plan.batches.length} batches\n`,
+      );
+      const rows = plan.batches.flatMap((batch) =>
+        batch.devices.map((d) => [
+          batch.kind === 'canary' ? 'canary' : String(batch.index),
+          d.id,
+          `${d.from} → ${d.to}`,
+        ]),
+      );
+      if (rows.length > 0) io.stdout.write(formatTable(['BATCH', 'DEVICE', 'IMAGE'], rows));
+      for (const { id, reason } of plan.excluded) io.stdout.write(`left out: ${id} (${reason})\n`);
+    });
+
+  specOptions(rollout.command('start').argument('[service]').argument('[image]'))
+    .description('start a rollout (see `rollout plan` for what it will do)')
+    .option('--watch', 'follow it live until it ends (exit code as `rollout watch`)')
+    .action(async (service: string | undefined, image: string | undefined, flags: SpecFlags) => {
+      const spec = await specFrom(service, image, flags);
+      const api = await client(flags);
+      const status = await api.request<RolloutStatus>('POST', '/v1/rollouts', { spec });
+      if (flags.watch) return watch(api, status.id, io, Boolean(flags.json));
+      io.stdout.write(
+        flags.json
+          ? `${JSON.stringify(status)}\n`
+          : `started rollout ${status.id}: ${status.counts.total} devices in ${status.batches.length} batches\n`,
+      );
+    });
+
+  withConnection(rollout.command('status').argument('<id>'))
+    .description('a rollout per batch and device')
+    .option('--json', 'the whole status as JSON')
+    .action(async (id: string, flags: ConnectionFlags & { json?: boolean }) => {
+      const status = await (
+        await client(flags)
+      ).request<RolloutStatus>('GET', `/v1/rollouts/${encodeURIComponent(id)}`);
+      io.stdout.write(flags.json ? `${JSON.stringify(status)}\n` : renderRollout(status));
+    });
+
+  withConnection(rollout.command('watch').argument('<id>'))
+    .description(
+      'follow a rollout live; exits 0 when it succeeds, 1 when it fails, is aborted or rolled back',
+    )
+    .option('--json', 'one status JSON per line, as it changes')
+    .action(async (id: string, flags: ConnectionFlags & { json?: boolean }) =>
+      watch(await client(flags), id, io, Boolean(flags.json)),
+    );
+
+  for (const action of ['pause', 'resume', 'abort'] as const) {
+    const what = {
+      pause: 'stop starting new batches',
+      resume: 'go on (also approves after the canary)',
+      abort: 'stop; with autoRollback, return updated devices to their previous image',
+    };
+    withConnection(rollout.command(action).argument('<id>'))
+      .description(what[action])
+      .option('--json', 'the status as JSON')
+      .action(async (id: string, flags: ConnectionFlags & { json?: boolean }) => {
+        const status = await (
+          await client(flags)
+        ).request<RolloutStatus>('POST', `/v1/rollouts/${encodeURIComponent(id)}/${action}`);
+        io.stdout.write(
+          flags.json
+            ? `${JSON.stringify(status)}\n`
+            : `rollout ${status.id}: ${status.state}${status.reason ? ` (${status.reason})` : ''}\n`,
+        );
+      });
+  }
+
+  withConnection(rollout.command('ls'))
+    .description('rollouts, newest first')
+    .option('--service <name>', 'only this service')
+    .option('--state <state>', 'only rollouts in this state')
+    .option('--json', 'as JSON')
+    .action(
+      async (flags: ConnectionFlags & { service?: string; state?: string; json?: boolean }) => {
+        const items = await (
+          await client(flags)
+        ).all<{
+          id: string;
+          service: string;
+          targetImage: string;
+          state: string;
+          createdAt: string;
+          reason?: string;
+        }>('/v1/rollouts', { service: flags.service, state: flags.state });
+        if (flags.json) return void io.stdout.write(`${JSON.stringify(items)}\n`);
+        io.stdout.write(
+          formatTable(
+            ['ID', 'SERVICE', 'IMAGE', 'STATE', 'CREATED'],
+            items.map((r) => [r.id, r.service, r.targetImage, r.state, r.createdAt]),
+          ),
+        );
+      },
+    );
+}
+
+/** Follows the server-sent events of a rollout; resolves when it ends, with its exit code. */
+async function watch(api: ApiClient, id: string, io: CliIo, json: boolean): Promise<void> {
+  const tty = 'isTTY' in io.stdout && Boolean((io.stdout as { isTTY?: boolean }).isTTY);
+  let final: RolloutStatus | undefined;
+  for await (const event of api.stream(`/v1/rollouts/${encodeURIComponent(id)}/stream`)) {
+    if (event.event === 'status') {
+      const status = JSON.parse(event.data) as RolloutStatus;
+      final = status;
+      if (json) io.stdout.write(`${event.data}\n`);
+      else if (tty) io.stdout.write(`\x1b[H\x1b[2J${renderRollout(status)}`);
+    } else if (event.event === 'happening' && !json && !tty) {
+      io.stdout.write(`${(JSON.parse(event.data) as { line: string }).line}\n`);
+    }
+  }
+  if (!final)
+    throw new CliError([`rollout ${id}: the stream ended before any status`], EXIT.failed);
+  if (!json && !tty) io.stdout.write(renderRollout(final));
+  if (!FINISHED.includes(final.state))
+    throw new CliError([`rollout ${id}: stream closed while ${final.state}`], EXIT.failed);
+  if (final.state !== 'succeeded')
+    throw new CliError(
+      [`rollout ${id} ${final.state}${final.reason ? `: ${final.reason}` : ''}`],
+      EXIT.failed,
+    );
+}

@@ -1,0 +1,55 @@
+import type { Command } from 'commander';
+import { ensureAdminToken, writeAdminToken } from '../auth/bootstrap.js';
+import { allRoutes } from '../http/routes.js';
+import { ConfigError, readServeConfig } from '../serve/config.js';
+import { startController } from '../serve/serve.js';
+import { CliError, EXIT, type CliIo } from './io.js';
+
+export function registerServe(program: Command, io: CliIo): void {
+  program
+    .command('serve')
+    .description('run the controller: HTTP API and dashboard, MQTT bridge, desired-state sync')
+    .option('--port <port>', 'HTTP port (env PORT, default 8080)')
+    .option('--data <dir>', 'data directory (env PODFLEET_DATA, default .podfleet)')
+    .addHelpText(
+      'after',
+      `
+Environment:
+  DATABASE_URL    Postgres (postgres://…); unset: the embedded store under PODFLEET_DATA
+  MQTT_URL        broker (mqtt://user:pass@host:1883); unset: an embedded broker on
+                  PODFLEET_MQTT_HOST:PODFLEET_MQTT_PORT (127.0.0.1:1883)
+  PORT, HOST      where the API listens (8080, 127.0.0.1)
+  PODFLEET_DATA   keys, ingest journal, embedded store (.podfleet)
+  PODFLEET_SIGNING_KEY  the manifest-signing key (PEM); controllers of one fleet share it`,
+    )
+    .action(async (flags: { port?: string; data?: string }) => {
+      const env = { ...process.env };
+      if (flags.port !== undefined) env.PORT = flags.port;
+      if (flags.data !== undefined) env.PODFLEET_DATA = flags.data;
+      let config;
+      try {
+        config = readServeConfig(env);
+      } catch (error) {
+        if (error instanceof ConfigError) throw new CliError(error.lines);
+        throw error;
+      }
+      const controller = await startController(config, allRoutes).catch((error: Error) => {
+        throw new CliError([error.message], EXIT.failed);
+      });
+      const token = await ensureAdminToken(controller.db.prisma);
+      if (token) {
+        const file = await writeAdminToken(config.PODFLEET_DATA, token);
+        io.stdout.write(`admin token (shown once, also in ${file}): ${token}\n`);
+      }
+      io.stdout.write(
+        `podfleet controller on ${controller.url} (API docs ${controller.url}/docs), devices connect to ${controller.mqttUrl}\n`,
+      );
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      io.stdout.write('stopping: storing what was received…\n');
+      await controller.close();
+    });
+}

@@ -1,0 +1,71 @@
+import type { Command } from 'commander';
+import { commandGroup } from './command-group.js';
+import { clientFor, withConnection, type ConnectionFlags } from './api-client.js';
+import type { CliIo } from './io.js';
+import { readServiceSpecs } from './spec-file.js';
+import { formatTable } from './table.js';
+
+interface ApplyFlags extends ConnectionFlags {
+  file: string;
+  json?: boolean;
+}
+
+export function registerServices(program: Command, io: CliIo): void {
+  const services = commandGroup(program, 'services', 'store and list service specs', io);
+
+  withConnection(
+    services
+      .command('apply')
+      .description(
+        'store service specs: a changed spec becomes a new revision, the same one is kept',
+      )
+      .requiredOption('-f, --file <path>', 'service specs, YAML or JSON (- for standard input)')
+      .option('--json', 'print the revisions as JSON'),
+  )
+    .addHelpText(
+      'after',
+      '\nRevisions run nowhere until assigned: podfleet assign GROUP SERVICE\n\nExample:\n  podfleet services apply -f examples/web.yaml',
+    )
+    .action(async (flags: ApplyFlags) => {
+      // Every spec is checked before the first is sent, so a bad file stores nothing.
+      const specs = await readServiceSpecs(flags.file, io);
+      const api = await clientFor(flags);
+      const applied = [];
+      for (const spec of specs) {
+        const revision = await api.applyService(spec);
+        applied.push(revision);
+        if (!flags.json) {
+          const what = revision.created ? 'created' : 'unchanged';
+          io.stdout.write(`${revision.service}: revision ${revision.revision} ${what}\n`);
+        }
+      }
+      if (flags.json) {
+        const out = applied.map(({ service, revision, image, created }) => ({
+          service,
+          revision,
+          image,
+          created,
+        }));
+        io.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+      }
+    });
+
+  withConnection(
+    services
+      .command('ls')
+      .description('list services with their latest revision')
+      .option('--json', 'print the services as JSON'),
+  ).action(async (flags: ConnectionFlags & { json?: boolean }) => {
+    const list = await (await clientFor(flags)).services();
+    if (flags.json) {
+      io.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+      return;
+    }
+    io.stdout.write(
+      formatTable(
+        ['NAME', 'REVISION', 'IMAGE'],
+        list.map((s) => [s.name, String(s.latest?.revision ?? '-'), s.latest?.image ?? '-']),
+      ),
+    );
+  });
+}

@@ -1,0 +1,21 @@
+/**
+ * Rows as aligned columns under upper-case headers, two spaces apart, as `podman ps` and
+ * `kubectl get` print them; the last column is not padded.
+ */
+export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[]) {
+  const widths = headers.map((header, column) =>
+    Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)),
+  );
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].map((text) => `${text}\n`).join('');
+}
+
+/** Labels as `k=v,k=v` (what a selector would say), or `-` for none. */
+export function formatLabels(labels: Readonly<Record<string, string>>): string {
+  const pairs = Object.entries(labels).map(([key, value]) => `${key}=${value}`);
+  return pairs.length ? pairs.join(',') : '-';
+}

@@ -1,0 +1,74 @@
+import { z } from 'zod';
+import { DeviceId } from '@podfleet/shared';
+import type { Prisma, PrismaClient } from '../db/client.js';
+import { cutPage, decodeCursor, PageQuery, type Page } from '../http/pages.js';
+
+export const EventView = z.object({
+  id: z.string(),
+  device: z.string(),
+  type: z.string(),
+  /** When it happened, by the device's clock. */
+  at: z.date(),
+  /** When the controller stored it. */
+  receivedAt: z.date(),
+  /** The DeviceEvent as the agent sent it. */
+  payload: z.record(z.string(), z.unknown()),
+});
+export type EventView = z.input<typeof EventView>;
+
+const filters = {
+  type: z
+    .string()
+    .regex(/^[a-z][a-z-]{0,63}$/, { message: 'must be an event type such as apply or rollback' })
+    .optional(),
+  /** Inclusive. */
+  since: z.iso.datetime({ offset: true }).optional(),
+  /** Exclusive. */
+  until: z.iso.datetime({ offset: true }).optional(),
+  ...PageQuery,
+};
+
+export const EventQuery = z.strictObject({ device: DeviceId.optional(), ...filters });
+/** The same filters under /v1/devices/:id/events, where the path names the device. */
+export const DeviceEventQuery = z.strictObject(filters);
+export type EventFilter = z.output<typeof EventQuery>;
+
+const Cursor = z.tuple([z.iso.datetime(), z.uuid()]);
+
+/** Device events newest first, paged by (at, id) so that equal timestamps page correctly. */
+export async function listEvents(
+  prisma: PrismaClient,
+  filter: EventFilter,
+): Promise<Page<EventView>> {
+  const { device, type, since, until, limit, cursor } = filter;
+  const where: Prisma.DeviceEventWhereInput = {
+    ...(device === undefined ? {} : { deviceId: device }),
+    ...(type === undefined ? {} : { type }),
+    at: {
+      ...(since === undefined ? {} : { gte: new Date(since) }),
+      ...(until === undefined ? {} : { lt: new Date(until) }),
+    },
+  };
+  if (cursor !== undefined) {
+    const [at, id] = decodeCursor(cursor, Cursor);
+    where.OR = [{ at: { lt: new Date(at) } }, { at: new Date(at), id: { lt: id } }];
+  }
+  const rows = await prisma.deviceEvent.findMany({
+    where,
+    orderBy: [{ at: 'desc' }, { id: 'desc' }],
+    take: limit + 1,
+  });
+  return cutPage(
+    rows,
+    limit,
+    (row) => [row.at.toISOString(), row.id],
+    (row) => ({
+      id: row.id,
+      device: row.deviceId,
+      type: row.type,
+      at: row.at,
+      receivedAt: row.receivedAt,
+      payload: row.payload as Record<string, unknown>,
+    }),
+  );
+}
