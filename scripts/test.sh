@@ -19,10 +19,11 @@ npm run --silent -w @podfleet/controller prisma:generate
 npx tsc -b
 
 step 'lint and format'
+for script in scripts/*.sh .ci/run; do bash -n "$script"; done
 npx eslint .
 npx prettier --check . --log-level warn
 
-step 'typecheck (tests and the dashboard's browser modules included)'
+step 'typecheck (tests and the dashboard browser modules included)'
 npx tsc -p tsconfig.check.json
 npx tsc -p packages/controller/dashboard-assets
 
