@@ -24,6 +24,13 @@ export default tseslint.config(
     },
   },
   {
+    // Benchmarks are plain Node scripts on the built dist/.
+    files: ['bench/**/*.mjs'],
+    languageOptions: {
+      globals: { console: 'readonly', process: 'readonly', performance: 'readonly' },
+    },
+  },
+  {
     files: ['**/*.config.ts', 'eslint.config.js'],
     rules: { 'no-restricted-exports': 'off' },
   },
