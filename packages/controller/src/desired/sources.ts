@@ -27,23 +27,23 @@ export async function loadFleet(
   db: Db,
   rollouts: RolloutOverrides = new Map(),
 ): Promise<FleetSnapshot> {
-  const [devices, groups, assignments, pins] = await Promise.all([
-    db.device.findMany({
-      select: {
-        id: true,
-        labels: true,
-        desiredGeneration: true,
-        appliedGeneration: true,
-        desiredManifest: true,
-      },
-      orderBy: { id: 'asc' },
-    }),
-    db.group.findMany({ include: { members: { select: { deviceId: true } } } }),
-    db.assignment.findMany({
-      include: { serviceRevision: { select: { revision: true, spec: true } } },
-    }),
-    db.pin.findMany(),
-  ]);
+  // One query after the other: inside a transaction they share one connection, and pg refuses
+  // (soon) queries sent while another is running.
+  const devices = await db.device.findMany({
+    select: {
+      id: true,
+      labels: true,
+      desiredGeneration: true,
+      appliedGeneration: true,
+      desiredManifest: true,
+    },
+    orderBy: { id: 'asc' },
+  });
+  const groups = await db.group.findMany({ include: { members: { select: { deviceId: true } } } });
+  const assignments = await db.assignment.findMany({
+    include: { serviceRevision: { select: { revision: true, spec: true } } },
+  });
+  const pins = await db.pin.findMany();
   return {
     devices: devices.map((device) => ({
       id: device.id,

@@ -21,26 +21,25 @@ export async function observeDevices(
 ): Promise<Map<string, DeviceObservation>> {
   const observations = new Map<string, DeviceObservation>();
   if (deviceIds.length === 0) return observations;
-  const [devices, events] = await Promise.all([
-    db.device.findMany({
-      where: { id: { in: [...deviceIds] } },
-      select: {
-        id: true,
-        online: true,
-        onlineSince: true,
-        appliedGeneration: true,
-        lastState: true,
-      },
-    }),
-    db.deviceEvent.findMany({
-      where: {
-        deviceId: { in: [...deviceIds] },
-        type: { in: ['rollback', 'apply'] },
-        receivedAt: { gte: since },
-      },
-      select: { deviceId: true, payload: true },
-    }),
-  ]);
+  // One after the other: inside a transaction both would share one connection.
+  const devices = await db.device.findMany({
+    where: { id: { in: [...deviceIds] } },
+    select: {
+      id: true,
+      online: true,
+      onlineSince: true,
+      appliedGeneration: true,
+      lastState: true,
+    },
+  });
+  const events = await db.deviceEvent.findMany({
+    where: {
+      deviceId: { in: [...deviceIds] },
+      type: { in: ['rollback', 'apply'] },
+      receivedAt: { gte: since },
+    },
+    select: { deviceId: true, payload: true },
+  });
   for (const device of devices) {
     const services = ((device.lastState as { services?: ReportedService[] } | null)?.services ??
       []) as ReportedService[];
