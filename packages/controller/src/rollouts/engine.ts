@@ -143,26 +143,29 @@ export class RolloutEngine {
   }
 
   async operate(id: string, action: OperatorAction, actor: string): Promise<RolloutStatus> {
-    const manifestsChange = await this.options.db.prisma.$transaction(async (tx) => {
-      const locked = await tx.$queryRawUnsafe<{ id: string }[]>(
-        'SELECT id FROM rollouts WHERE id = $1::uuid FOR UPDATE',
-        id,
-      );
-      if (locked.length === 0) throw notFound(`rollout ${id}`);
-      const { progress, devices } = await loadRollout(tx, id);
-      let result: TickResult;
-      try {
-        result = operate(progress, devices, action, actor, this.now());
-      } catch (error) {
-        throw conflict((error as Error).message);
-      }
-      await store(tx, id, progress, result, this.now());
-      await tx.auditEntry.create({
-        data: { actor, action: `rollout.${action}`, target: `rollout/${id}`, details: {} },
-      });
-      this.emit(id, result.happenings);
-      return result.manifestsChange;
-    });
+    // Happenings go out after the commit: a stream never shows a step that was rolled back.
+    const { manifestsChange, happenings } = await this.options.db.prisma.$transaction(
+      async (tx) => {
+        const locked = await tx.$queryRawUnsafe<{ id: string }[]>(
+          'SELECT id FROM rollouts WHERE id = $1::uuid FOR UPDATE',
+          id,
+        );
+        if (locked.length === 0) throw notFound(`rollout ${id}`);
+        const { progress, devices } = await loadRollout(tx, id);
+        let result: TickResult;
+        try {
+          result = operate(progress, devices, action, actor, this.now());
+        } catch (error) {
+          throw conflict((error as Error).message);
+        }
+        await store(tx, id, progress, result, this.now());
+        await tx.auditEntry.create({
+          data: { actor, action: `rollout.${action}`, target: `rollout/${id}`, details: {} },
+        });
+        return { manifestsChange: result.manifestsChange, happenings: result.happenings };
+      },
+    );
+    this.emit(id, happenings);
     if (manifestsChange) await this.reissue(id);
     this.poke();
     return (await this.status(id))!;
@@ -235,7 +238,6 @@ export class RolloutEngine {
               spec: RolloutSpec.parse(row.spec),
             });
           }
-          this.emit(id, result.happenings);
           const unstamped = devices.some(
             (d) =>
               (d.state === 'updating' && d.targetGeneration === undefined) ||
@@ -243,6 +245,7 @@ export class RolloutEngine {
           );
           return {
             id,
+            happenings: result.happenings,
             reissue:
               result.manifestsChange ||
               unstamped ||
@@ -253,6 +256,7 @@ export class RolloutEngine {
       );
       if (!claimed) return seen.length;
       seen.push(claimed.id);
+      this.emit(claimed.id, claimed.happenings);
       if (claimed.reissue) await this.reissue(claimed.id);
     }
   }
