@@ -6,7 +6,7 @@ import { FileOutboxStore } from '../outbox/file-outbox-store.js';
 import { Outbox } from '../outbox/outbox.js';
 import { DeviceSession } from '../session/device-session.js';
 import { FileStateStore } from '../state/file-state-store.js';
-import { DeviceAgent } from './device-agent.js';
+import { DeviceAgent, type AgentObserver } from './device-agent.js';
 
 export interface RunningAgent {
   agent: DeviceAgent;
@@ -18,12 +18,14 @@ export interface RunningAgent {
 
 /**
  * Starts one device's agent as its config says: the MQTT session, the outbox and the applied
- * record in the state directory, the timers. The host driver is the caller's choice.
+ * record in the state directory, the timers. The host driver is the caller's choice; `observer`
+ * hears its state reports (its systemd unit's status line).
  */
 export async function startDeviceAgent(
   { config, password, ca }: LoadedAgentConfig,
   driver: HostDriver,
   logger: Logger,
+  observer?: AgentObserver,
 ): Promise<RunningAgent> {
   const session = new DeviceSession({
     device: config.device,
@@ -50,6 +52,7 @@ export async function startDeviceAgent(
     podman: config.podman,
     ...(config.settle !== undefined ? { settle: config.settle } : {}),
     intervals: intervalsOf(config),
+    ...(observer ? { observer } : {}),
   });
   await outbox.open();
   await agent.start();
