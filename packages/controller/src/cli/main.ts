@@ -10,6 +10,7 @@ import { registerServices } from './services.js';
 import { registerTokens } from './tokens.js';
 import { registerMigrate } from './migrate.js';
 import { registerRollout } from './rollout.js';
+import { registerDeviceCommands } from './device-commands.js';
 import { registerServe } from './serve.js';
 
 /** Builds the `podfleet` program; each command registers itself. */
@@ -32,6 +33,7 @@ export function buildProgram(io: CliIo): Command {
   registerTokens(program, io);
   registerEvents(program, io);
   registerRollout(program, io);
+  registerDeviceCommands(program, io);
   registerServe(program, io);
   registerMigrate(program, io);
   for (const command of program.commands) command.exitOverride();

@@ -62,6 +62,8 @@ function statusText(status: number): string {
     404: 'Not Found',
     409: 'Conflict',
     429: 'Too Many Requests',
+    502: 'Bad Gateway',
+    504: 'Gateway Timeout',
   };
   return texts[status] ?? (status >= 500 ? 'Internal Server Error' : 'Error');
 }

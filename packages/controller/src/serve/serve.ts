@@ -12,6 +12,8 @@ import { loadSigningKey } from '../keys/signing-key.js';
 import { connectBroker, controllerSessionOptions, type BrokerSession } from '../mqtt/connect.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../mqtt/embedded-broker.js';
 import { mqttManifestPublisher } from '../mqtt/manifest-publisher.js';
+import { commandRoutes } from '../commands/routes.js';
+import { DeviceCommands } from '../commands/device-commands.js';
 import { RolloutEngine } from '../rollouts/engine.js';
 import { loadRolloutOverrides } from '../rollouts/overrides.js';
 import { rolloutRoutes } from '../rollouts/routes.js';
@@ -90,6 +92,10 @@ export async function startController(
       'broker connected',
     );
 
+    const commands = new DeviceCommands(broker.client);
+    await commands.start();
+    cleanups.push(async () => commands.close());
+
     const withSession = sessionRunner(db, config.DATABASE_URL);
     cleanups.push(() => withSession.close());
     const ingest = new DeviceIngest({
@@ -133,7 +139,7 @@ export async function startController(
 
     const app = await buildApp(
       { db, fleet: sync, log: logger },
-      [...routes, rolloutRoutes(rollouts)],
+      [...routes, rolloutRoutes(rollouts), commandRoutes(commands)],
       [dashboardPage],
     );
     cleanups.push(() => app.close());

@@ -1,0 +1,67 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { CommandResult, DeviceId, MAX_LOG_LINES } from '@podfleet/shared';
+import { callerOf } from '../auth/plugin.js';
+import type { RoutePlugin } from '../http/app.js';
+import { HttpError, conflict, notFound } from '../http/errors.js';
+import { CommandTimeout, type DeviceCommands } from './device-commands.js';
+
+const ServiceName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, { message: 'not a service name' });
+
+const CommandBody = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('auto-update'), dryRun: z.boolean().default(false) }),
+  z.strictObject({
+    type: z.literal('logs'),
+    service: ServiceName,
+    lines: z.number().int().min(1).max(MAX_LOG_LINES).default(100),
+  }),
+  z.strictObject({ type: z.literal('restart'), service: ServiceName }),
+]);
+
+/** `POST /v1/devices/:id/commands`: auto-update now (or dry run), a service's logs, a restart. */
+export function commandRoutes(commands: DeviceCommands): RoutePlugin {
+  return (app: FastifyInstance) => {
+    app.withTypeProvider<ZodTypeProvider>().post(
+      '/devices/:id/commands',
+      {
+        config: { role: 'operator' },
+        schema: {
+          tags: ['devices'],
+          summary:
+            'Ask a device to run auto-update, tail a service’s logs, or restart a service; waits for its answer',
+          params: z.strictObject({ id: DeviceId }),
+          body: CommandBody,
+          response: { 200: z.object({ device: z.string(), result: CommandResult }) },
+        },
+      },
+      async (request) => {
+        const { id } = request.params;
+        const device = await app.deps.db.prisma.device.findUnique({
+          where: { id },
+          select: { online: true },
+        });
+        if (!device) throw notFound(`device ${id}`);
+        if (!device.online) throw conflict(`device ${id} is offline`);
+        const body = request.body;
+        // auto-update and restart wait for the agent's health gate: give them longer.
+        const timeoutMs = body.type === 'logs' ? 30_000 : 180_000;
+        let response;
+        try {
+          response = await commands.send(id, body, timeoutMs);
+        } catch (error) {
+          if (error instanceof CommandTimeout) throw new HttpError(504, error.message);
+          throw error;
+        }
+        request.log.info(
+          { device: id, command: body.type, by: callerOf(request).name, ok: response.ok },
+          'device command',
+        );
+        if (!response.ok) throw new HttpError(502, `device ${id}: ${response.error}`);
+        return { device: id, result: response.result };
+      },
+    );
+  };
+}
