@@ -30,8 +30,31 @@ export async function createScratchDatabase(
   return {
     name,
     url: url.toString(),
-    drop: () => runAdmin(adminUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`),
+    drop: () => dropWhenIdle(adminUrl, name),
   };
+}
+
+/**
+ * Drops the database once the connections a test closed have gone (a client that is still ending
+ * when FORCE terminates it reports "terminating connection due to administrator command" as an
+ * uncaught error); after 3 s, FORCE ends whatever is left.
+ */
+async function dropWhenIdle(adminUrl: string, name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    for (let waited = 0; waited < 3000; waited += 50) {
+      const { rows } = await client.query<{ n: string }>(
+        'SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+        [name],
+      );
+      if (Number(rows[0]!.n) === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
 }
 
 async function runAdmin(adminUrl: string, sql: string): Promise<void> {
