@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics, verifyManifest, type StateReport } from '@podfleet/shared';
@@ -97,6 +98,31 @@ describe('podfleet serve', () => {
     });
     const controller = await startController(config, [], log);
     try {
+      await roundTrip(controller);
+    } finally {
+      await controller.close();
+    }
+  });
+
+  it('keeps running when Postgres ends its connections (a restart, a failover)', async () => {
+    const config = readServeConfig({
+      DATABASE_URL: scratch.url,
+      MQTT_URL: MOSQUITTO,
+      PORT: '0',
+      PODFLEET_DATA: mkdtempSync(join(tmpdir(), 'pf-serve-')),
+      ...isolated(),
+    });
+    const controller = await startController(config, [], log);
+    try {
+      await roundTrip(controller);
+      const admin = new pg.Client({ connectionString: scratch.url });
+      await admin.connect();
+      const { rowCount } = await admin.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+      );
+      await admin.end();
+      expect(rowCount).toBeGreaterThan(0);
+      await new Promise((resolve) => setTimeout(resolve, 200));
       await roundTrip(controller);
     } finally {
       await controller.close();

@@ -96,7 +96,9 @@ export async function startController(
     await commands.start();
     cleanups.push(async () => commands.close());
 
-    const withSession = sessionRunner(db, config.DATABASE_URL);
+    const withSession = sessionRunner(db, config.DATABASE_URL, (error) =>
+      logger.warn({ err: error }, 'idle database connection lost'),
+    );
     cleanups.push(() => withSession.close());
     const ingest = new DeviceIngest({
       journalDir: join(config.PODFLEET_DATA, 'ingest-journal'),

@@ -11,9 +11,16 @@ export interface SessionRunner {
  * Raw SQL sessions for the hot paths (ingest, claims) beside Prisma: pooled pg connections to
  * DATABASE_URL, or the embedded store's single connection.
  */
-export function sessionRunner(db: Database, databaseUrl: string | undefined): SessionRunner {
+export function sessionRunner(
+  db: Database,
+  databaseUrl: string | undefined,
+  onIdleError: (error: Error) => void = () => undefined,
+): SessionRunner {
   if (databaseUrl) {
     const pool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
+    // An idle connection that Postgres ends (a restart, a failover) must not end the controller:
+    // the pool drops it and opens another at the next query.
+    pool.on('error', (error) => onIdleError(error));
     return {
       async run(work) {
         const client = await pool.connect();
