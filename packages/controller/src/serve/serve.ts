@@ -87,6 +87,9 @@ export async function startController(
       controllerSessionOptions(config.PODFLEET_CONTROLLER_ID, config.PODFLEET_MQTT_SESSION_EXPIRY),
     );
     cleanups.push(() => broker.client.endAsync());
+    // MQTT.js reconnects on its own; an error event without a listener would end the process.
+    broker.client.on('error', (error) => logger.warn({ err: error }, 'broker connection error'));
+    broker.client.on('reconnect', () => logger.info('reconnecting to the broker'));
     logger.info(
       { broker: redact(mqttUrl), embedded: Boolean(embedded), shared: broker.sharedSubscriptions },
       'broker connected',
