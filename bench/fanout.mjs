@@ -1,0 +1,280 @@
+/* global Buffer, URL, setTimeout */
+// Fan-out: N simulated devices (real agents on in-memory hosts, in several child processes) on
+// Mosquitto and a real controller on a scratch Postgres. Times, from `rollout start` (batch = all):
+// every device has received the new manifest; every device's applied state is in Postgres.
+// Beside it, in the same run, the limit: one plain MQTT client publishing N retained messages (the
+// size of a manifest) to N subscribed clients (in the same child processes).
+// Run: npm run bench -- fanout   BENCH_DEVICES (default 1000), BENCH_PROCS (3).
+import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpus, totalmem } from 'node:os';
+import mqtt from 'mqtt';
+import { pino } from 'pino';
+
+const MQTT = process.env.PODFLEET_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
+const V1 = 'registry.example/acme/web:1.0';
+const V2 = 'registry.example/acme/web:2.0';
+
+if (process.argv[2] === '--child') {
+  // A share of the devices (sim mode) or of the plain subscribers (limit mode).
+  const [, , , mode, prefix, count, keyFile] = process.argv;
+  const n = Number(count);
+  const firstAt = new Map();
+  const closers = [];
+  if (mode === 'sim') {
+    const { SimFleet } = await import('../packages/agent/dist/sim/sim-fleet.js');
+    const { readPublicKeys } = await import('../packages/agent/dist/cli/sim-options.js');
+    const fleet = new SimFleet({
+      devices: n,
+      broker: MQTT,
+      prefix,
+      labels: {},
+      failRate: 0,
+      offlineRate: 0,
+      trustedKeys: await readPublicKeys(keyFile),
+      settle: 1,
+      logger: pino({ level: 'silent' }),
+    });
+    for (const device of fleet.devices) {
+      device.session.on('desired', (payload) => {
+        if (!firstAt.has(device.id) && payload.includes(V2)) firstAt.set(device.id, Date.now());
+      });
+    }
+    await fleet.start();
+    closers.push(() => fleet.stop());
+  } else {
+    const clients = [];
+    for (let i = 0; i < n; i += 100) {
+      await Promise.all(
+        Array.from({ length: Math.min(100, n - i) }, async (_, j) => {
+          const topic = `bench/limit/${prefix}/${i + j}`;
+          const client = await mqtt.connectAsync(MQTT, {
+            protocolVersion: 5,
+            clientId: `pf-bench-sub-${prefix}-${i + j}`,
+            reconnectPeriod: 0,
+          });
+          client.on('message', () => {
+            if (!firstAt.has(topic)) firstAt.set(topic, Date.now());
+          });
+          await client.subscribeAsync(topic, { qos: 1 });
+          clients.push(client);
+        }),
+      );
+    }
+    closers.push(() => Promise.all(clients.map((c) => c.endAsync())));
+  }
+  process.send({ ready: true });
+  process.on('message', async (message) => {
+    if (message.poll)
+      process.send({ received: firstAt.size, last: Math.max(0, ...firstAt.values()) });
+    if (message.stop) {
+      for (const close of closers) await close();
+      process.send({ stopped: true });
+      process.exit(0);
+    }
+  });
+} else {
+  await main();
+}
+
+async function main() {
+  const h = await import('../packages/controller/dist/rollouts/e2e/harness.js');
+  const N = Number(process.env.BENCH_DEVICES ?? 1000);
+  const PROCS = Number(process.env.BENCH_PROCS ?? 3);
+  const cleanups = new h.Cleanups();
+  const children = [];
+  const spawnChildren = async (mode, prefixOf, keyFile = '') => {
+    const share = Math.ceil(N / PROCS);
+    const started = [];
+    for (let p = 0; p < PROCS; p++) {
+      const n = Math.min(share, N - p * share);
+      const child = fork(new URL(import.meta.url).pathname, [
+        '--child',
+        mode,
+        prefixOf(p),
+        String(n),
+        keyFile,
+      ]);
+      const inbox = [];
+      const waiters = [];
+      child.on('message', (m) => (waiters.length ? waiters.shift()(m) : inbox.push(m)));
+      const next = () =>
+        new Promise((resolve) => (inbox.length ? resolve(inbox.shift()) : waiters.push(resolve)));
+      const entry = { child, next, n };
+      children.push(entry);
+      started.push(entry);
+    }
+    await Promise.all(started.map((c) => c.next()));
+    return started;
+  };
+  const poll = async (set) => {
+    let received = 0;
+    let last = 0;
+    for (const c of set) {
+      c.child.send({ poll: true });
+      const m = await c.next();
+      received += m.received;
+      last = Math.max(last, m.last);
+    }
+    return { received, last };
+  };
+  const stop = async (set) => {
+    for (const c of set) c.child.send({ stop: true });
+    await Promise.all(set.map((c) => c.next()));
+    set.forEach((c) => children.splice(children.indexOf(c), 1));
+  };
+  cleanups.add(async () => {
+    for (const c of children) c.child.kill('SIGKILL');
+  });
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  try {
+    console.log(
+      `podfleet fan-out benchmark: ${N} devices in ${PROCS} sim processes, controller in this process; ${cpus().length} cores (${cpus()[0].model}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${MQTT}; ${new Date().toISOString()}`,
+    );
+    const site = await h.controllerSite(cleanups);
+    site.env.LOG_LEVEL = 'warn';
+    const e = await h.startE2eController(site);
+    cleanups.add(() => e.controller.close());
+    const prisma = e.controller.db.prisma;
+    const base = `bench-fan-${randomBytes(3).toString('hex')}`;
+    const prefixOf = (p) => `${base}-p${p}`;
+    const share = Math.ceil(N / PROCS);
+    const ids = [];
+    for (let p = 0; p < PROCS; p++)
+      ids.push(...h.simIds(prefixOf(p), Math.min(share, N - p * share)));
+    // A busy broker can time out the clearing client's CONNACK: try again, a bounded number of times.
+    cleanups.add(async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await h.clearRetained(ids);
+        } catch (error) {
+          if (attempt === 3) throw error;
+        }
+      }
+    });
+    let t = performance.now();
+    if (N <= 5000) await h.provisionFleet(e, { ids, label: base, image: V1 }, site.dataDir);
+    else {
+      // Above 5,000, registering through the CLI takes minutes: devices straight into the table,
+      // the group, service and assignment through the CLI as provisionFleet does.
+      await prisma.device.createMany({ data: ids.map((id) => ({ id, labels: { fleet: base } })) });
+      await h.mustRun(e.cli('groups', 'create', 'edge', '--selector', `fleet=${base}`, '--priority', '1'), 'groups create'); // prettier-ignore
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(`${site.dataDir}/web.yaml`, `name: web\nimage: ${V1}\nready: { timeout: 20s, settle: 1s }\n`); // prettier-ignore
+      await h.mustRun(
+        e.cli('services', 'apply', '-f', `${site.dataDir}/web.yaml`),
+        'services apply',
+      );
+      await h.mustRun(e.cli('assign', 'edge', 'web'), 'assign');
+    }
+    console.log(
+      `setup: ${N} devices registered in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+    );
+    t = performance.now();
+    const sims = await spawnChildren('sim', prefixOf, e.publicKeyFile);
+    await h.waitUntilAllRun(prisma, ids, V1, 120_000 + N * 50);
+    console.log(
+      `setup: every device runs V1 after ${((performance.now() - t) / 1000).toFixed(1)} s`,
+    );
+
+    // BENCH_PROFILE=FILE: a CPU profile of this process (the controller) over the rollout only.
+    let profiler;
+    if (process.env.BENCH_PROFILE) {
+      const { Session } = await import('node:inspector/promises');
+      profiler = new Session();
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.start');
+    }
+    // The rollout: batch = all, no canary.
+    const start = Date.now();
+    const started = await h.mustRun(
+      e.cli('rollout', 'start', 'web', V2, '--group', 'edge', '--batch-size', '100%', '--health-timeout', '120s', '--json'), // prettier-ignore
+      'rollout start',
+    );
+    const rolloutId = JSON.parse(started.stdout).id;
+    const acceptedMs = Date.now() - start;
+    let delivered;
+    let stored;
+    const deadline = Date.now() + 120_000 + N * 20;
+    while ((delivered === undefined || stored === undefined) && Date.now() < deadline) {
+      if (delivered === undefined) {
+        const { received, last } = await poll(sims);
+        if (received === N) delivered = (last - start) / 1000;
+      }
+      if (stored === undefined) {
+        const rows = await prisma.$queryRawUnsafe(
+          `SELECT count(*)::int AS n FROM devices
+           WHERE id = ANY($1::text[]) AND last_state->'services' @> $2::jsonb`,
+          ids,
+          JSON.stringify([{ name: 'web', image: V2, ready: true }]),
+        );
+        if (rows[0].n === N) stored = (Date.now() - start) / 1000;
+      }
+      await sleep(50);
+    }
+    if (profiler) {
+      const { profile } = await profiler.post('Profiler.stop');
+      (await import('node:fs')).writeFileSync(process.env.BENCH_PROFILE, JSON.stringify(profile));
+      profiler.disconnect();
+    }
+    const status = await e.controller.rollouts.status(rolloutId);
+    console.log(
+      `rollout ${rolloutId}: POST /v1/rollouts answered in ${(acceptedMs / 1000).toFixed(2)} s; now ${h.describeRollout(status)}`,
+    );
+    await stop(sims);
+
+    // The limit: one client, N retained messages of a manifest's size, N subscribed clients.
+    const manifest = await prisma.device
+      .findFirst({ where: { id: ids[0] }, select: { desiredManifest: true } })
+      .catch(() => null);
+    const size = manifest?.desiredManifest ? JSON.stringify(manifest.desiredManifest).length : 1500;
+    const payload = Buffer.alloc(size, 'x');
+    const subs = await spawnChildren('limit', prefixOf);
+    const publisher = await mqtt.connectAsync(MQTT, {
+      protocolVersion: 5,
+      clientId: `pf-bench-pub-${base}`,
+      reconnectPeriod: 0,
+    });
+    const topicsOf = [];
+    for (let p = 0; p < PROCS; p++)
+      for (let i = 0; i < Math.min(share, N - p * share); i++)
+        topicsOf.push(`bench/limit/${prefixOf(p)}/${i}`);
+    cleanups.add(async () => {
+      for (let i = 0; i < topicsOf.length; i += 500)
+        await Promise.all(
+          topicsOf
+            .slice(i, i + 500)
+            .map((topic) => publisher.publishAsync(topic, '', { qos: 1, retain: true })),
+        );
+      await publisher.endAsync();
+    });
+    const limitStart = Date.now();
+    await Promise.all(
+      topicsOf.map((topic) => publisher.publishAsync(topic, payload, { qos: 1, retain: true })),
+    );
+    let limit;
+    const limitDeadline = Date.now() + 60_000;
+    while (limit === undefined && Date.now() < limitDeadline) {
+      const { received, last } = await poll(subs);
+      if (received === N) limit = (last - limitStart) / 1000;
+      else await sleep(20);
+    }
+    await stop(subs);
+
+    const fmt = (s) => (s === undefined ? 'not reached' : `${s.toFixed(2)} s`);
+    console.log(`manifest size ${size} bytes`);
+    console.log(`every device received its manifest:        ${fmt(delivered)}`);
+    console.log(
+      `every device's applied state in Postgres:   ${fmt(stored)}  (sim settle 1 s included)`,
+    );
+    console.log(`limit, plain MQTT, N retained to N clients: ${fmt(limit)}`);
+    if (delivered !== undefined && limit !== undefined)
+      console.log(
+        `ratio podfleet delivery / limit (time):     ${(delivered / limit).toFixed(1)}x  (speed ${(limit / delivered).toFixed(2)})`,
+      );
+  } finally {
+    await cleanups.run();
+  }
+}
