@@ -29,7 +29,8 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; w
 trap cleanup EXIT
 
 say "controller on $PODFLEET_URL (embedded store and broker under $PODFLEET_DATA)"
-podfleet serve > "$PODFLEET_DATA/controller.log" 2>&1 &
+# Started directly, not through the podfleet function: $! must be node itself for the cleanup.
+node packages/controller/bin/podfleet.js serve > "$PODFLEET_DATA/controller.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 200); do
   node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' \
