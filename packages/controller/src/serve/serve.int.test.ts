@@ -88,15 +88,18 @@ describe('podfleet serve', () => {
     await scratch.drop();
   });
 
-  it('runs on Postgres and Mosquitto: manifests out, state reports in', async () => {
-    const config = readServeConfig({
+  /** A controller's configuration on the scratch database and the machine's Mosquitto. */
+  const onPostgres = () =>
+    readServeConfig({
       DATABASE_URL: scratch.url,
       MQTT_URL: MOSQUITTO,
       PORT: '0',
       PODFLEET_DATA: mkdtempSync(join(tmpdir(), 'pf-serve-')),
       ...isolated(),
     });
-    const controller = await startController(config, [], log);
+
+  it('runs on Postgres and Mosquitto: manifests out, state reports in', async () => {
+    const controller = await startController(onPostgres(), [], log);
     try {
       await roundTrip(controller);
     } finally {
@@ -105,14 +108,7 @@ describe('podfleet serve', () => {
   });
 
   it('keeps running when Postgres ends its connections (a restart, a failover)', async () => {
-    const config = readServeConfig({
-      DATABASE_URL: scratch.url,
-      MQTT_URL: MOSQUITTO,
-      PORT: '0',
-      PODFLEET_DATA: mkdtempSync(join(tmpdir(), 'pf-serve-')),
-      ...isolated(),
-    });
-    const controller = await startController(config, [], log);
+    const controller = await startController(onPostgres(), [], log);
     try {
       await roundTrip(controller);
       const admin = new pg.Client({ connectionString: scratch.url });
