@@ -182,18 +182,20 @@ describe('device ingest against Postgres and Mosquitto', () => {
     };
     const first = await ingestOn(clientId, journalDir, { withSession: slow, maxBatch: 100 });
     const pub = await publisher();
-    const sent = Array.from({ length: 2000 }, () => event(device!));
+    // Fewer than Mosquitto's default max_queued_messages (1000): what waits for the offline session
+    // between the two controllers must not overflow the broker's queue, which drops the rest.
+    const sent = Array.from({ length: 900 }, () => event(device!));
     await Promise.all(
       sent.map((e) =>
         pub.client.publishAsync(topics.events(device!), JSON.stringify(e), { qos: 1 }),
       ),
     );
-    await until(async () => first.ingest.stats.received >= 500);
+    await until(async () => first.ingest.stats.received >= 300);
     first.session.client.end(true); // the process dies: no drain, no clean disconnect
     const before = await count('SELECT count(*) AS n FROM device_events WHERE device_id = $1', [
       device,
     ]);
-    expect(before).toBeLessThan(2000);
+    expect(before).toBeLessThan(900);
 
     const second = await ingestOn(clientId, journalDir);
     try {
@@ -201,7 +203,7 @@ describe('device ingest against Postgres and Mosquitto', () => {
         async () =>
           (await count('SELECT count(*) AS n FROM device_events WHERE device_id = $1', [
             device,
-          ])) === 2000,
+          ])) === 900,
       );
       await second.ingest.drain();
       const ids = (
