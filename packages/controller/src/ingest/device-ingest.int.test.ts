@@ -11,6 +11,7 @@ import { pgSession, type SqlSession } from '../db/session.js';
 import { createScratchDatabase, type ScratchDatabase } from '../db/testing.js';
 import { connectBroker, controllerSessionOptions, type BrokerSession } from '../mqtt/connect.js';
 import { DeviceIngest } from './device-ingest.js';
+import { startMosquitto } from '../mqtt/testing.js';
 
 const MOSQUITTO = process.env.PODFLEET_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 const log = pino({ level: process.env.PODFLEET_TEST_LOG ?? 'silent' });
@@ -72,10 +73,13 @@ describe('device ingest against Postgres and Mosquitto', () => {
     clientId: string,
     journalDir: string,
     extra: Partial<ConstructorParameters<typeof DeviceIngest>[0]> = {},
+    broker: { url: string; username?: string; password?: string } = { url: MOSQUITTO },
   ) {
     const options = controllerSessionOptions(clientId);
-    const session = await connectBroker(MOSQUITTO, {
+    const { url, ...credentials } = broker;
+    const session = await connectBroker(url, {
       ...options,
+      ...credentials,
       properties: { ...options.properties, sessionExpiryInterval: 30 },
     });
     // A share group of its own: other controllers on this broker (other tests, stale sessions of
@@ -180,30 +184,48 @@ describe('device ingest against Postgres and Mosquitto', () => {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       return withSession(work);
     };
-    const first = await ingestOn(clientId, journalDir, { withSession: slow, maxBatch: 100 });
-    const pub = await publisher();
-    // Fewer than Mosquitto's default max_queued_messages (1000): what waits for the offline session
-    // between the two controllers must not overflow the broker's queue, which drops the rest.
-    const sent = Array.from({ length: 900 }, () => event(device!));
+    // A broker of its own, configured as deployed (deploy/mosquitto: a queue that holds what
+    // waits for the controller while it is away; the machine's default of 1000 would drop some).
+    const broker = await startMosquitto({
+      'podfleet-controller': 'ctl-secret',
+      [device!]: 'dev-secret',
+    });
+    const asController = {
+      url: broker.url,
+      username: 'podfleet-controller',
+      password: 'ctl-secret',
+    };
+    const first = await ingestOn(
+      clientId,
+      journalDir,
+      { withSession: slow, maxBatch: 100 },
+      asController,
+    );
+    const pub = await connectBroker(broker.url, {
+      username: device!,
+      password: 'dev-secret',
+      clientId: device!,
+    });
+    const sent = Array.from({ length: 2000 }, () => event(device!));
     await Promise.all(
       sent.map((e) =>
         pub.client.publishAsync(topics.events(device!), JSON.stringify(e), { qos: 1 }),
       ),
     );
-    await until(async () => first.ingest.stats.received >= 300);
+    await until(async () => first.ingest.stats.received >= 500);
     first.session.client.end(true); // the process dies: no drain, no clean disconnect
     const before = await count('SELECT count(*) AS n FROM device_events WHERE device_id = $1', [
       device,
     ]);
-    expect(before).toBeLessThan(900);
+    expect(before).toBeLessThan(2000);
 
-    const second = await ingestOn(clientId, journalDir);
+    const second = await ingestOn(clientId, journalDir, {}, asController);
     try {
       await until(
         async () =>
           (await count('SELECT count(*) AS n FROM device_events WHERE device_id = $1', [
             device,
-          ])) === 900,
+          ])) === 2000,
       );
       await second.ingest.drain();
       const ids = (
@@ -215,6 +237,7 @@ describe('device ingest against Postgres and Mosquitto', () => {
     } finally {
       await second.ingest.close();
       await Promise.all([second.session.client.endAsync(), pub.client.endAsync()]);
+      await broker.stop();
     }
   });
 
