@@ -121,11 +121,9 @@ describe('rollout routes', () => {
       url: `/v1/rollouts/${id}`,
       headers: { authorization: 'Bearer pft_view' },
     });
-    expect(viewer.json()).toMatchObject({
-      state: 'pending',
-      counts: { total: 3, pending: 3 },
-      createdBy: 'ops',
-    });
+    // Starting wakes the engine, which may already have taken it up: pending or running.
+    expect(['pending', 'running']).toContain(viewer.json().state);
+    expect(viewer.json()).toMatchObject({ counts: { total: 3 }, createdBy: 'ops' });
     const forbidden = await app.inject({
       method: 'POST',
       url: `/v1/rollouts/${id}/pause`,
