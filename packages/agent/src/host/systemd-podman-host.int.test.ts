@@ -21,12 +21,14 @@ import { reconcile, type ReconcileDeps } from '../reconcile/reconcile.js';
 import { FileStateStore } from '../state/file-state-store.js';
 import { deviceRootfs } from './device-lab/device-rootfs.js';
 import { bootDevice, type LabDevice } from './device-lab/lab-device.js';
+import { IMAGE_UNIT, importSystemdImage, systemdImageTarball } from './device-lab/systemd-image.js';
 import { appTarball, importAppImage } from './device-lab/test-images.js';
 import { SystemdPodmanHost } from './systemd-podman-host.js';
 
 const key = generateSigningKey();
 const DEVICE_ID = 'lab-device-1';
 const APP = 'localhost/podfleet/app';
+const SYSTEMD_IMAGE = 'localhost/podfleet/systemd:v1';
 const timings: Record<string, number> = {};
 const reasons: string[] = [];
 
@@ -38,6 +40,7 @@ beforeAll(async () => {
   // Cold: debootstrap and gcc; warm: found in the cache.
   await timed('device rootfs (debootstrap when cold)', deviceRootfs);
   await timed('test app tarball (gcc when cold)', appTarball);
+  await timed('systemd image tarball (tar of the rootfs when cold)', systemdImageTarball);
   device = await bootDevice();
   timings['device boot (spawn → running)'] = device.bootMs;
   driver = new SystemdPodmanHost({ run: device.run, root: device.root });
@@ -50,6 +53,7 @@ beforeAll(async () => {
     CRASH_AFTER_MS: '1000',
   });
   timings['4 test images imported'] = Date.now() - imported;
+  await timed('systemd image imported', () => importSystemdImage(device, SYSTEMD_IMAGE));
 });
 
 afterAll(async () => {
@@ -114,6 +118,17 @@ function rollbackReason(outcome: Awaited<ReturnType<typeof reconcile>>): string 
   const reason = rollbacks[0]?.type === 'rollback' ? rollbacks[0].reason : '';
   reasons.push(reason);
   return reason;
+}
+
+/** Polls `probe` until it returns `want`; the last value seen otherwise, after `ms`. */
+async function untilSays(probe: () => Promise<string>, want: string, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  let said = await probe();
+  while (said !== want && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    said = await probe();
+  }
+  return said;
 }
 
 async function timed<T>(label: string, work: () => Promise<T>): Promise<T> {
@@ -299,6 +314,40 @@ describe.each<UnitStyle>(['quadlet', 'service'])('%s units on the device', (styl
       await lab.clear();
       expect(await driver.unitStatus(`${name}.socket`)).toMatchObject({ load: 'not-found' });
       expect(await containerExists(name)).toBe(false);
+    });
+  });
+
+  it('systemd mode (seed §7.1): the container runs its own systemd and services, and stops on SIGRTMIN+3', async () => {
+    await timed(`${style}: systemd-mode container`, async () => {
+      const name = `init-${style}`;
+      const lab = await agent(style);
+      const since = (await device.exec(['date', '-u', '+%Y-%m-%dT%H:%M:%SZ'])).trim();
+      const outcome = await lab.apply([
+        { name, image: SYSTEMD_IMAGE, systemd: 'always', ready: { timeout: 30, settle: 1 } },
+      ]);
+      expect(outcome.result).toBe('applied');
+      const inside = (argv: string[]) =>
+        device.run(['podman', 'exec', name, ...argv], { timeoutMs: 10_000 });
+      const booted = async () => (await inside(['systemctl', 'is-system-running'])).stdout.trim();
+      expect(await untilSays(booted, 'running')).toBe('running');
+      expect((await inside(['systemctl', 'is-active', IMAGE_UNIT])).stdout.trim()).toBe('active');
+      expect((await inside(['journalctl', '-u', IMAGE_UNIT, '-o', 'cat'])).stdout).toContain(
+        'hello from the container',
+      );
+      const signal = await device.exec(['podman', 'inspect', '-f', '{{.Config.StopSignal}}', name]);
+      expect(signal.trim()).toMatch(/^(SIGRTMIN\+3|37)$/);
+
+      // systemd as PID 1 takes SIGTERM as "re-execute", not "exit": only SIGRTMIN+3 shuts it
+      // down, and a clean shutdown exits 0 (a SIGKILL after the stop timeout would be 137).
+      await device.exec(['systemctl', 'stop', `${name}.service`], 120_000);
+      const died = await device.exec([
+        'podman', 'events', '--stream=false', '--since', since, '--filter', `container=${name}`,
+        '--filter', 'event=died', '--format', '{{.ContainerExitCode}}',
+      ]); // prettier-ignore
+      expect(died.trim().split('\n').at(-1)).toBe('0');
+      const journal = await device.exec(['journalctl', '-u', `${name}.service`, '-o', 'cat']);
+      expect(journal).not.toMatch(/resorting to SIGKILL/);
+      await lab.clear();
     });
   });
 

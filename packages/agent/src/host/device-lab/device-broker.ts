@@ -79,3 +79,80 @@ function accepts(path: string): Promise<boolean> {
     socket.once('error', () => resolve(false));
   });
 }
+
+/** A Mosquitto on the host for devices on links: they dial in over the veth, the test locally. */
+export interface LinkedBroker {
+  /** What a device's agent is configured with: the host's end of its link. */
+  deviceUrl(device: LabDevice): string;
+  /** Where the controller and the test connect: loopback. */
+  hostUrl: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The host's Mosquitto listening on loopback and on the host's end of each device's link, with a
+ * persistent store for the controller's session as deployed (deploy/mosquitto). It outlives
+ * device reboots (its own process, not the device's cgroup: the host's end of a link is added
+ * again with the same address, and a bound listener takes connections again). Stopped at exit.
+ */
+export async function startLinkedBroker(
+  devices: readonly LabDevice[],
+  port: number,
+): Promise<LinkedBroker> {
+  const dir = await mkdtemp(join(tmpdir(), 'podfleet-linked-broker-'));
+  const listeners = devices.map((device) => {
+    if (!device.link) throw new Error(`device ${device.name} has no link to the host`);
+    return `listener ${port} ${device.link.hostAddress}`;
+  });
+  await writeFile(
+    join(dir, 'mosquitto.conf'),
+    [
+      `listener ${port} 127.0.0.1`,
+      ...listeners,
+      'allow_anonymous true',
+      'persistence true',
+      `persistence_location ${dir}/`,
+      'max_queued_messages 200000',
+      'user root',
+      'log_dest stderr',
+      '',
+    ].join('\n'),
+  );
+  const broker = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const onExit = () => broker.kill('SIGKILL');
+  process.once('exit', onExit);
+  let log = '';
+  broker.stderr.on('data', (chunk: Buffer) => (log += chunk.toString()));
+  const stop = async () => {
+    process.removeListener('exit', onExit);
+    if (broker.exitCode === null && broker.signalCode === null) {
+      const exited = new Promise((resolve) => broker.once('exit', resolve));
+      broker.kill('SIGTERM');
+      await exited;
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 5000;
+  while (!(await acceptsTcp('127.0.0.1', port))) {
+    if (broker.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(`mosquitto on port ${port} did not start: ${log.trim() || 'no output'}`);
+    }
+    await sleep(20);
+  }
+  return {
+    deviceUrl: (device) => `mqtt://${device.link?.hostAddress}:${port}`,
+    hostUrl: `mqtt://127.0.0.1:${port}`,
+    stop,
+  };
+}
+
+function acceptsTcp(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port });
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+}

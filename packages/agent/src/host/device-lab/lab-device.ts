@@ -14,7 +14,8 @@ import {
   removeDeviceCgroups,
 } from './cgroup-subtree.js';
 import { deviceRootfs } from './device-rootfs.js';
-import { isAlive, labCacheDir } from './lab-cache.js';
+import { connectDevice, deviceLink, removeStaleLinks, type DeviceLink } from './device-network.js';
+import { hostRun, isAlive, labCacheDir, removeTree } from './lab-cache.js';
 import { checkLabHost } from './lab-host.js';
 
 export interface LabDeviceOptions {
@@ -24,6 +25,16 @@ export interface LabDeviceOptions {
    * /proc/sys and leaves a podman0 behind (device-lab NOTES.md).
    */
   privateNetwork?: boolean;
+  /**
+   * A veth pair to the host (device-network.ts): the device reaches `link.hostAddress`, where the
+   * test runs its broker and registry. Implies a private network.
+   */
+  link?: boolean;
+  /**
+   * The device keeps its files across reboots: it boots from a copy of the rootfs (deleted at
+   * shutdown) instead of a tmpfs overlay, with Podman's storage in it. For `reboot()`.
+   */
+  persistent?: boolean;
   /** More systemd-nspawn arguments, e.g. `--bind-ro=/usr/bin/node:/usr/local/bin/node`. */
   nspawnArgs?: string[];
   bootTimeoutMs?: number;
@@ -53,6 +64,17 @@ function deviceRunner(name: string, leader: number): CommandRunner {
   };
 }
 
+/** How a device boots, every time: reboots use the same plan. */
+interface BootPlan {
+  name: string;
+  uuid: string;
+  rootfs: string;
+  /** The copy a persistent device boots from. */
+  persistentRoot?: string;
+  link?: DeviceLink;
+  options: LabDeviceOptions;
+}
+
 /** A booted device: its systemd, seen from the host. */
 export class LabDevice {
   /** The device's filesystem as the host sees it (its mount namespace, through procfs). */
@@ -62,8 +84,12 @@ export class LabDevice {
   private stopped = false;
   private readonly onExit = () => killDeviceNow(this.name);
 
+  readonly name: string;
+  /** The device's addresses on its veth pair to the host (`link: true`). */
+  readonly link: DeviceLink | undefined;
+
   constructor(
-    readonly name: string,
+    private readonly plan: BootPlan,
     /** The host pid of the device's PID 1 (systemd). */
     readonly leader: number,
     private readonly nspawn: ChildProcess,
@@ -71,8 +97,10 @@ export class LabDevice {
     /** From spawning nspawn to `systemctl is-system-running` saying running. */
     readonly bootMs: number,
   ) {
+    this.name = plan.name;
+    this.link = plan.link;
     this.root = `/proc/${leader}/root`;
-    this.run = deviceRunner(name, leader);
+    this.run = deviceRunner(this.name, leader);
     process.once('exit', this.onExit);
   }
 
@@ -91,13 +119,30 @@ export class LabDevice {
 
   /** poweroff, then whatever is left is killed with its cgroups, also after a failed test. */
   async shutdown(): Promise<void> {
-    if (this.stopped) return;
+    if (!(await this.powerOff())) return;
+    await removeDevice(this.name);
+    if (this.plan.persistentRoot) await removeTree(this.plan.persistentRoot);
+  }
+
+  /**
+   * poweroff and boot again (what systemd-nspawn@.service does on exit status 133): same name,
+   * machine id, files (with `persistent`) and addresses. This object is done; use the one returned.
+   */
+  async reboot(): Promise<LabDevice> {
+    if (!(await this.powerOff())) throw new Error(`device ${this.name} was shut down`);
+    await removeDevice(this.name);
+    return spawnDevice(this.plan);
+  }
+
+  /** `systemctl poweroff` and the wait for nspawn to exit; false when it was already done. */
+  private async powerOff(): Promise<boolean> {
+    if (this.stopped) return false;
     this.stopped = true;
     process.removeListener('exit', this.onExit);
     await this.run(['systemctl', 'poweroff'], { timeoutMs: 10_000 }).catch(() => undefined);
     await exited(this.nspawn, 20_000);
-    await removeDevice(this.name);
     await rm(this.log, { force: true });
+    return true;
   }
 }
 
@@ -111,19 +156,37 @@ export async function bootDevice(options: LabDeviceOptions = {}): Promise<LabDev
   await checkLabHost();
   const rootfs = await deviceRootfs();
   await removeStaleDevices();
-  const name = `${NAME_PREFIX}-${process.pid}-${++devicesBooted}`;
+  const index = ++devicesBooted;
+  const name = `${NAME_PREFIX}-${process.pid}-${index}`;
+  const plan: BootPlan = { name, uuid: randomUUID(), rootfs, options };
+  if (options.link) plan.link = deviceLink(process.pid, index);
+  if (options.persistent) {
+    // cp -a: 1.0 s for the 365 MB rootfs on this disk (docs/device-lab.md).
+    plan.persistentRoot = join(labCacheDir(), 'devices', name);
+    await mkdir(join(labCacheDir(), 'devices'), { recursive: true });
+    await hostRun(['cp', '-a', '--reflink=auto', rootfs, plan.persistentRoot]);
+  }
+  return spawnDevice(plan);
+}
+
+async function spawnDevice(plan: BootPlan): Promise<LabDevice> {
+  const { name, options } = plan;
   const cgroups = await createDeviceCgroups(name);
   const logs = join(labCacheDir(), 'logs');
   await mkdir(logs, { recursive: true });
   const log = join(logs, `${name}.log`);
+  const storage = plan.persistentRoot
+    ? [] // Podman's overlay storage on the copy's own filesystem, kept across reboots.
+    : ['--volatile=overlay', '--tmpfs=/var/lib/containers'];
   const args = [
-    '-q', '--boot', `--directory=${rootfs}`, `--machine=${name}`, `--uuid=${randomUUID()}`,
+    '-q', '--boot', `--directory=${plan.persistentRoot ?? plan.rootfs}`, `--machine=${name}`,
+    `--uuid=${plan.uuid}`,
     // No machined and no system bus on the host: nspawn registers nothing and stays in our cgroup.
     '--register=no', '--keep-unit', '--console=pipe',
     // Podman and runc inside: every capability, and the keyring and bpf syscalls (device cgroup).
     '--capability=all', '--system-call-filter=@keyring bpf',
-    '--volatile=overlay', '--tmpfs=/var/lib/containers',
-    ...(options.privateNetwork === false ? [] : ['--private-network']),
+    ...storage,
+    ...(options.privateNetwork === false && !plan.link ? [] : ['--private-network']),
     ...(options.nspawnArgs ?? []),
   ]; // prettier-ignore
   const started = Date.now();
@@ -150,8 +213,10 @@ export async function bootDevice(options: LabDeviceOptions = {}): Promise<LabDev
   try {
     const deadline = started + (options.bootTimeoutMs ?? 60_000);
     const leader = await findLeader(nspawn, log, deadline);
+    // Linked while it boots: what starts before the link is up retries, as on a real device.
+    if (plan.link) await connectDevice(plan.link, leader);
     await untilRunning(name, deviceRunner(name, leader), nspawn, log, deadline);
-    return new LabDevice(name, leader, nspawn, log, Date.now() - started);
+    return new LabDevice(plan, leader, nspawn, log, Date.now() - started);
   } catch (error) {
     nspawn.kill('SIGKILL');
     await removeDevice(name);
@@ -163,11 +228,17 @@ export async function bootDevice(options: LabDeviceOptions = {}): Promise<LabDev
 export async function removeStaleDevices(): Promise<string[]> {
   const stale = (await labDeviceNames()).filter(ownerGone);
   for (const name of stale) await removeDevice(name);
-  // Their console logs too (a boot that failed keeps its log until then, for the error's path).
+  // Their console logs too (a boot that failed keeps its log until then, for the error's path),
+  // the roots of persistent devices, and the host ends of links that never moved in.
   const logs = join(labCacheDir(), 'logs');
   for (const log of await readdir(logs).catch(() => [])) {
     if (ownerGone(log)) await rm(join(logs, log), { force: true });
   }
+  const roots = join(labCacheDir(), 'devices');
+  for (const root of await readdir(roots).catch(() => [])) {
+    if (ownerGone(root)) await removeTree(join(roots, root));
+  }
+  await removeStaleLinks(isAlive);
   return stale;
 }
 
