@@ -3,28 +3,34 @@
 // read-only) under the rendered unit, against a Mosquitto in the device's network namespace. The
 // agent's READY=1, STATUS= and WATCHDOG=1 go through systemd-notify (sd-notify.ts); the checks are
 // systemd's own view of the unit (systemctl show) and what the broker hears.
-import { existsSync, statSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics, type CommandResponse } from '@podfleet/shared';
+import {
+  AGENT_CONFIG_PATH,
+  AGENT_UNIT_PATH as UNIT_PATH,
+  REPO,
+  agentBindArgs,
+  agentConfigYaml,
+  assertAgentBuilt,
+  installAgent,
+  writeInDevice as writeInto,
+} from '../host/device-lab/device-agent.js';
 import { startDeviceBroker, type DeviceBroker } from '../host/device-lab/device-broker.js';
 import { deviceRootfs } from '../host/device-lab/device-rootfs.js';
 import { bootDevice, type LabDevice } from '../host/device-lab/lab-device.js';
 import { appTarball, importAppImage } from '../host/device-lab/test-images.js';
-import { AGENT_UNIT, renderAgentUnit } from '../install/agent-unit-file.js';
+import { AGENT_UNIT } from '../install/agent-unit-file.js';
 import { BrokerWatch } from '../session/testing.js';
 import { READY_GRACE_MS } from './agent-unit.js';
 import { controllerKey, signedManifest } from './testing.js';
 
-const REPO = fileURLToPath(new URL('../../../../', import.meta.url)).replace(/\/$/, '');
 const AGENT = join(REPO, 'packages/agent');
 const DEVICE_ID = 'lab-unit-1';
 const APP = 'localhost/podfleet/app:v1';
 const WATCHDOG_SEC = 4;
-const UNIT_PATH = `/etc/systemd/system/${AGENT_UNIT}`;
 const timings: Record<string, number> = {};
 
 let device: LabDevice;
@@ -32,17 +38,10 @@ let broker: DeviceBroker;
 let watch: BrokerWatch;
 
 beforeAll(async () => {
-  await assertBuilt();
+  await assertAgentBuilt();
   await timed('device rootfs (debootstrap when cold)', deviceRootfs);
   await timed('test app tarball (gcc when cold)', appTarball);
-  device = await bootDevice({
-    nspawnArgs: [
-      // Same glibc or newer in the device (trixie 2.41, host 2.36); node links nothing else.
-      `--bind-ro=${process.execPath}:/usr/local/bin/node`,
-      // The built agent with its node_modules, at the same path.
-      `--bind-ro=${REPO}`,
-    ],
-  });
+  device = await bootDevice({ nspawnArgs: agentBindArgs() });
   timings['device boot (spawn → running)'] = device.bootMs;
   broker = await startDeviceBroker(device);
   watch = await BrokerWatch.open(
@@ -60,12 +59,7 @@ beforeAll(async () => {
     },
   ]);
   await watch.publish(topics.desired(DEVICE_ID), JSON.stringify(manifest), true);
-  await writeInDevice('/etc/podfleet/agent.yaml', agentConfig(broker.deviceUrl));
-  await writeInDevice(
-    UNIT_PATH,
-    renderAgentUnit({ entry: join(AGENT, 'bin/podfleet-agent.js'), watchdogSec: WATCHDOG_SEC }),
-  );
-  await device.exec(['systemctl', 'daemon-reload']);
+  await installAgent(device, agentConfig(broker.deviceUrl), { watchdogSec: WATCHDOG_SEC });
 });
 
 afterAll(async () => {
@@ -80,24 +74,12 @@ afterAll(async () => {
   console.log(`agent unit timings:\n${lines.join('\n')}`);
 });
 
-function agentConfig(url: string): string {
-  const pem = controllerKey.publicKeyPem.trim().replace(/\n/g, '\n    ');
-  return `device: ${DEVICE_ID}
-broker:
-  url: ${url}
-controller:
-  publicKeys: |
-    ${pem}
-autoUpdate: { schedule: "off" }
-logLevel: info
-`;
-}
-
-/** Writes a file into the device (its root as the host sees it), directories included. */
-async function writeInDevice(path: string, text: string): Promise<void> {
-  await device.exec(['mkdir', '-p', path.slice(0, path.lastIndexOf('/'))]);
-  await writeFile(join(device.root, path), text);
-}
+const agentConfig = (brokerUrl: string) => ({
+  device: DEVICE_ID,
+  brokerUrl,
+  publicKeyPem: controllerKey.publicKeyPem,
+});
+const writeInDevice = (path: string, text: string) => writeInto(device, path, text);
 
 type Show = Record<string, string>;
 
@@ -301,7 +283,7 @@ describe('podfleet-agent.service on a systemd 257 device', () => {
 
   it('turns active at the grace without a broker, keeping what runs', async () => {
     // Nothing listens on this port in the device: every connection attempt is refused.
-    await writeInDevice('/etc/podfleet/agent.yaml', agentConfig('mqtt://127.0.0.1:1884'));
+    await writeInDevice(AGENT_CONFIG_PATH, agentConfigYaml(agentConfig('mqtt://127.0.0.1:1884')));
     const { state, seen } = await timed('start → active without a broker', async () => {
       await device.exec(['systemctl', 'start', '--no-block', AGENT_UNIT]);
       return until('active', (s) => s.ActiveState === 'active', 2 * READY_GRACE_MS);
@@ -326,44 +308,3 @@ describe('podfleet-agent.service on a systemd 257 device', () => {
     await device.exec(['systemctl', 'stop', AGENT_UNIT]);
   });
 });
-
-/**
- * The device runs the repo's dist/: it must be built from the sources as they are (npm run build).
- * tsc -b rewrites dist/.tsbuildinfo whenever a source is newer, but leaves a module whose output
- * did not change as it was: each source is checked against the build info, and for its module.
- */
-async function assertBuilt(): Promise<void> {
-  const stale: string[] = [];
-  for (const pkg of ['shared', 'agent']) {
-    const root = join(REPO, 'packages', pkg);
-    const info = join(root, 'dist/.tsbuildinfo');
-    const builtAt = existsSync(info) ? statSync(info).mtimeMs : 0;
-    for (const source of await sources(join(root, 'src'))) {
-      const module = join(root, 'dist', relative(join(root, 'src'), source)).replace(
-        /\.ts$/,
-        '.js',
-      );
-      if (!existsSync(module) || statSync(source).mtimeMs > builtAt) {
-        stale.push(relative(REPO, source));
-      }
-    }
-  }
-  if (stale.length > 0) {
-    const some = stale.slice(0, 3).join(', ');
-    throw new Error(
-      `dist/ is older than ${some}${stale.length > 3 ? ', …' : ''}: run npm run build first`,
-    );
-  }
-}
-
-async function sources(dir: string): Promise<string[]> {
-  const found: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    // What the packages' tsconfig leaves out of dist/: the labs and the tests.
-    if (entry.isDirectory()) {
-      if (!['device-lab', 'lab'].includes(entry.name)) found.push(...(await sources(path)));
-    } else if (/(?<!\.test)\.ts$/.test(entry.name)) found.push(path);
-  }
-  return found;
-}
