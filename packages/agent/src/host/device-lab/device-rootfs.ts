@@ -4,7 +4,12 @@ import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildOnce, hostRun, labCacheDir } from './lab-cache.js';
 
-const SUITE = 'trixie';
+/**
+ * The Debian releases a device can run: trixie (13) has systemd 257 and Podman 5.4 with Quadlet;
+ * bookworm (12) has systemd 252 and Podman 4.3, which has no Quadlet (the agent writes `service`
+ * units there).
+ */
+export type DeviceSuite = 'trixie' | 'bookworm';
 const MIRROR = process.env.PODFLEET_DEBIAN_MIRROR ?? 'http://deb.debian.org/debian';
 
 // debootstrap cannot resolve virtual packages: podman's container-network-stack needs netavark
@@ -30,26 +35,31 @@ runtime = "runc"
 `;
 
 /** Files every booted device needs; their absence means the build went wrong. */
-const REQUIRED = ['usr/lib/systemd/systemd', 'usr/bin/podman', 'usr/libexec/podman/quadlet'];
+const REQUIRED: Record<DeviceSuite, string[]> = {
+  trixie: ['usr/lib/systemd/systemd', 'usr/bin/podman', 'usr/libexec/podman/quadlet'],
+  bookworm: ['usr/lib/systemd/systemd', 'usr/bin/podman'],
+};
 
 /**
- * A Debian 13 rootfs with systemd 257 and Podman 5.4 (Quadlet), built with debootstrap the first
+ * A Debian rootfs with systemd and Podman (trixie by default), built with debootstrap the first
  * time (about 45 s) and reused read-only from the cache after that. The name carries a hash of
  * the recipe (suite, packages, and the code that configures it), so a changed recipe builds anew.
  */
-export async function deviceRootfs(): Promise<string> {
+export async function deviceRootfs(suite: DeviceSuite = 'trixie'): Promise<string> {
   const recipe = createHash('sha256')
-    .update([SUITE, ...PACKAGES, CONTAINERS_CONF, configure.toString()].join('\n'))
+    .update([suite, ...PACKAGES, CONTAINERS_CONF, configure.toString()].join('\n'))
     .digest('hex')
     .slice(0, 10);
-  return buildOnce(join(labCacheDir(), `device-${SUITE}-${recipe}`), buildRootfs);
+  return buildOnce(join(labCacheDir(), `device-${suite}-${recipe}`), (rootfs) =>
+    buildRootfs(suite, rootfs),
+  );
 }
 
-async function buildRootfs(rootfs: string): Promise<void> {
+async function buildRootfs(suite: DeviceSuite, rootfs: string): Promise<void> {
   const include = `--include=${PACKAGES.join(',')}`;
   try {
     await hostRun(
-      ['debootstrap', '--variant=minbase', include, SUITE, rootfs, MIRROR],
+      ['debootstrap', '--variant=minbase', include, suite, rootfs, MIRROR],
       20 * 60_000,
     );
   } catch (error) {
@@ -61,7 +71,7 @@ async function buildRootfs(rootfs: string): Promise<void> {
     throw new Error(`${(error as Error).message}${last ? ` (debootstrap.log: ${last})` : ''}`);
   }
   await configure(rootfs);
-  const missing = REQUIRED.filter((path) => !existsSync(join(rootfs, path)));
+  const missing = REQUIRED[suite].filter((path) => !existsSync(join(rootfs, path)));
   if (missing.length > 0) throw new Error(`${rootfs}: missing ${missing.join(', ')} after install`);
 }
 

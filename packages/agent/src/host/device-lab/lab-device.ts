@@ -13,7 +13,7 @@ import {
   labDeviceNames,
   removeDeviceCgroups,
 } from './cgroup-subtree.js';
-import { deviceRootfs } from './device-rootfs.js';
+import { deviceRootfs, type DeviceSuite } from './device-rootfs.js';
 import { connectDevice, deviceLink, removeStaleLinks, type DeviceLink } from './device-network.js';
 import { hostRun, isAlive, labCacheDir, removeTree } from './lab-cache.js';
 import { checkLabHost } from './lab-host.js';
@@ -38,6 +38,8 @@ export interface LabDeviceOptions {
   /** More systemd-nspawn arguments, e.g. `--bind-ro=/usr/bin/node:/usr/local/bin/node`. */
   nspawnArgs?: string[];
   bootTimeoutMs?: number;
+  /** The Debian release it runs (device-rootfs.ts): trixie unless told. */
+  suite?: DeviceSuite;
 }
 
 /** The environment of a command in the device: nothing of the test process leaks in. */
@@ -154,7 +156,7 @@ export class LabDevice {
  */
 export async function bootDevice(options: LabDeviceOptions = {}): Promise<LabDevice> {
   await checkLabHost();
-  const rootfs = await deviceRootfs();
+  const rootfs = await deviceRootfs(options.suite);
   await removeStaleDevices();
   const index = ++devicesBooted;
   const name = `${NAME_PREFIX}-${process.pid}-${index}`;
