@@ -13,6 +13,7 @@ import {
   parsePrefix,
   parseRate,
   parseSeconds,
+  readCredentials,
   readPublicKeys,
 } from './sim-options.js';
 
@@ -25,6 +26,7 @@ interface SimOptions {
   offlineRate: number;
   prefix: string;
   key?: string;
+  credentials?: string;
   settle?: number;
   duration?: number;
   progress: number;
@@ -52,6 +54,10 @@ export function registerSim(program: Command, io: CliIo, signal: AbortSignal): v
     .option('--offline-rate <share>', 'share of devices that go off and on', parseRate, 0)
     .option('--prefix <name>', 'device ids are NAME-0000, NAME-0001, …', parsePrefix, 'sim')
     .option('--key <pem-file>', 'controller public key(s); without it a key is made and shown')
+    .option(
+      '--credentials <json-file>',
+      'broker passwords by device id ({"sim-0000": "…"}), for a broker with per-device accounts',
+    )
     .option('--settle <seconds>', "override every service's ready.settle", parseSeconds)
     .option('--duration <seconds>', 'stop after this long (default: on Ctrl-C)', parseSeconds)
     .option('--progress <seconds>', 'how often to print progress', parseSeconds, 2)
@@ -61,11 +67,13 @@ export function registerSim(program: Command, io: CliIo, signal: AbortSignal): v
 }
 
 async function runSim(options: SimOptions, io: CliIo, signal: AbortSignal): Promise<void> {
+  const passwords = options.credentials ? await readCredentials(options.credentials) : undefined;
   const trustedKeys = options.key ? await readPublicKeys(options.key) : [await makeKey(io)];
   const logger = pino({ level: options.logLevel }, pino.destination(2));
   const fleet = new SimFleet({
     devices: options.devices,
     broker: options.broker,
+    ...(passwords ? { passwords } : {}),
     prefix: options.prefix,
     labels: options.labels ?? {},
     failRate: options.failRate,

@@ -76,6 +76,38 @@ export async function readPublicKeys(path: string): Promise<string[]> {
   return keys.map((key) => `${key}\n`);
 }
 
+/**
+ * Broker passwords by device id from a JSON file (`{"sim-0000": "…", …}`, as enrollment issues
+ * them); errors name the file and the entry.
+ */
+export async function readCredentials(path: string): Promise<Map<string, string>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new CliError(
+      `--credentials: cannot read ${path} (${(error as NodeJS.ErrnoException).code})`,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new CliError(`--credentials: ${path}: not JSON`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new CliError(`--credentials: ${path}: must be an object of device id → password`);
+  }
+  const passwords = new Map<string, string>();
+  for (const [id, password] of Object.entries(parsed)) {
+    if (typeof password !== 'string' || password === '') {
+      throw new CliError(`--credentials: ${path}: ${id}: password must be a non-empty string`);
+    }
+    passwords.set(id, password);
+  }
+  return passwords;
+}
+
 /** Without --key: a fresh signing key; the caller says where its private half is. */
 export function newSimKey(): { publicKeyPem: string; privateKeyPem: string } {
   return generateSigningKey();

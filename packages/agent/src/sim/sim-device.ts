@@ -12,6 +12,8 @@ export interface SimDeviceOptions {
   id: string;
   labels: Record<string, string>;
   broker: string;
+  /** Its broker password (its username is its id), where the broker wants one. */
+  password?: string;
   trustedKeys: readonly string[];
   /** Its new images never become ready (so it rolls them back). */
   failing: boolean;
@@ -66,6 +68,7 @@ export class SimDevice {
     this.session = new DeviceSession({
       device: id,
       url: options.broker,
+      ...(options.password !== undefined ? { password: options.password } : {}),
       sessionExpirySeconds: 600,
       logger,
     });

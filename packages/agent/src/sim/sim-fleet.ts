@@ -4,6 +4,11 @@ import { SimDevice } from './sim-device.js';
 export interface SimFleetOptions {
   devices: number;
   broker: string;
+  /**
+   * Broker passwords by device id, as enrollment issued them (`--credentials`): a broker with
+   * per-device accounts (deploy/mosquitto) lets each device in under its own id only.
+   */
+  passwords?: ReadonlyMap<string, string>;
   /** Device ids are PREFIX-0000, PREFIX-0001, … */
   prefix: string;
   labels: Record<string, string>;
@@ -54,10 +59,15 @@ export class SimFleet {
     const flapping = pick(options.devices, options.offlineRate, random);
     for (let i = 0; i < options.devices; i++) {
       const id = `${options.prefix}-${String(i).padStart(width, '0')}`;
+      const password = options.passwords?.get(id);
+      if (options.passwords && password === undefined) {
+        throw new Error(`--credentials: no password for ${id}`);
+      }
       const device = new SimDevice({
         id,
         labels: options.labels,
         broker: options.broker,
+        ...(password !== undefined ? { password } : {}),
         trustedKeys: options.trustedKeys,
         failing: failing.has(i),
         ...(options.badImage !== undefined ? { badImage: options.badImage } : {}),

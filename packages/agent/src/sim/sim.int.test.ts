@@ -12,7 +12,12 @@ import {
   type ServiceSpecInput,
 } from '@podfleet/shared';
 import { runCli } from '../cli/main.js';
-import { BrokerWatch, TEST_BROKER, uniqueDeviceId } from '../session/testing.js';
+import {
+  BrokerWatch,
+  TEST_BROKER,
+  startDeploymentBroker,
+  uniqueDeviceId,
+} from '../session/testing.js';
 
 const A = 'registry.example/acme/web:1.0';
 const B = 'registry.example/acme/web:1.1';
@@ -171,6 +176,50 @@ describe('podfleet-agent sim against Mosquitto', () => {
     expect(JSON.parse(stdout)).toMatchObject({ devices: 20, applied: 15, failed: 5, rollbacks: 5 });
   });
 
+  it('--credentials: each device logs in to a per-device-account broker as itself', async () => {
+    const prefix = uniqueDeviceId('cred');
+    const [good, wrong] = [`${prefix}-0000`, `${prefix}-0001`];
+    const broker = await startDeploymentBroker({
+      'podfleet-controller': 'controller-secret',
+      [good]: 'good-secret',
+      [wrong]: 'the-real-secret',
+    });
+    cleanups.push(() => broker.stop());
+    const dir = await mkdtemp(join(tmpdir(), 'podfleet-sim-cred-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const key = generateSigningKey();
+    await writeFile(join(dir, 'controller.pub'), key.publicKeyPem);
+    await writeFile(
+      join(dir, 'credentials.json'),
+      JSON.stringify({ [good]: 'good-secret', [wrong]: 'not-the-secret' }),
+    );
+    const watch = await BrokerWatch.open(['pf/v1/dev/+/online'], broker.url, {
+      username: 'podfleet-controller',
+      password: 'controller-secret',
+    });
+    cleanups.push(() => watch.close());
+    const stop = new AbortController();
+    const quiet = { write: () => true };
+    const exit = runCli(
+      ['sim', '--devices', '2', '--broker', broker.url, '--prefix', prefix, '--credentials',
+        join(dir, 'credentials.json'), '--key', join(dir, 'controller.pub')], // prettier-ignore
+      { stdout: quiet, stderr: quiet },
+      stop.signal,
+    );
+    cleanups.push(async () => {
+      stop.abort();
+      await exit;
+    });
+    await watch.until(`${good} online`, () =>
+      watch.seen.some((m) => m.topic === topics.online(good) && m.payload === 'online')
+        ? true
+        : undefined,
+    );
+    // The broker refused the wrong password: the other device never said it was online.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(watch.seen.filter((m) => m.topic === topics.online(wrong))).toEqual([]);
+  });
+
   it('exits 2 with one line on bad input', async () => {
     let stderr = '';
     const io = {
@@ -180,6 +229,12 @@ describe('podfleet-agent sim against Mosquitto', () => {
     expect(await runCli(['sim', '--devices', '3', '--labels', 'site'], io)).toBe(2);
     expect(stderr).toBe(
       `podfleet-agent: option '--labels <k=v,...>' argument 'site' is invalid. not k=v: "site"\n`,
+    );
+    stderr = '';
+    const missing = ['sim', '--devices', '1', '--credentials', '/nonexistent/credentials.json'];
+    expect(await runCli(missing, io)).toBe(2);
+    expect(stderr).toBe(
+      'podfleet-agent: --credentials: cannot read /nonexistent/credentials.json (ENOENT)\n',
     );
   });
 });
