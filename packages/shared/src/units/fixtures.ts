@@ -99,4 +99,19 @@ export const specFixtures: SpecFixture[] = [
       logDriver: 'none',
     },
   },
+  {
+    // Each value ends where systemd or Quadlet could misread the end of a line: a trailing
+    // backslash (a continuation) or a Unicode blank (Quadlet trims Go's blanks from every line).
+    title: 'values ending in a backslash or a Unicode blank',
+    spec: {
+      name: 'edge',
+      image: 'docker.io/library/busybox:1.36',
+      command: ['/bin/echo', 'bare\\', 'ends in a backslash\\', 'nbsp\u00a0', 'nel\u0085'],
+      env: { WINDOWS_DIR: 'C:\\', IDEOGRAPHIC: 'x\u3000' },
+      volumes: ['/srv/edge:/data\\'],
+      labels: { nbsp: 'y\u00a0' },
+      health: { cmd: ' true \\' },
+      socket: { listen: ['/run/edge\\'] },
+    },
+  },
 ];

@@ -79,7 +79,7 @@ describe('podman generate systemd --new (Podman 4.3)', () => {
       const applied = intentionalDifferences.filter((difference) => difference.applies(spec));
       let texts: [string, string] = [ours, generated.unit];
       for (const difference of applied) texts = difference.normalise(texts, spec);
-      const [oursEntries, podmanEntries] = texts.map(parseUnitFile);
+      const [oursEntries, podmanEntries] = texts.map((text) => parseUnitFile(text));
       const podmanStart = readExecStart(unitValues(podmanEntries!, 'Service', 'ExecStart'));
       if (podmanStart instanceof UnitSyntaxError) {
         // Podman's unit is the broken one (ours reads back as the argv Podman was given); the

@@ -7,7 +7,7 @@ import {
   timeoutStopSec,
 } from './podman-args.js';
 import { wantedBy } from './service-unit.js';
-import { escapeExecArg } from './systemd-syntax.js';
+import { QUADLET_BLANK, escapeExecArg, quoteExecArg } from './systemd-syntax.js';
 
 const NOTIFY_KEY = { conmon: undefined, container: 'true', healthy: 'healthy' } as const;
 
@@ -29,13 +29,13 @@ export function renderQuadletUnit(spec: ServiceSpec): string {
   lines.push('', '[Container]', `Image=${spec.image}`, `ContainerName=${spec.name}`);
   if (spec.command) lines.push(`Exec=${words(spec.command)}`);
   for (const key of Object.keys(spec.env).sort()) {
-    lines.push(`Environment=${escapeExecArg(`${key}=${spec.env[key]}`)}`);
+    lines.push(`Environment=${quadletWord(`${key}=${spec.env[key]}`)}`);
   }
   for (const port of spec.ports) lines.push(`PublishPort=${port}`);
   // Quadlet copies Volume= and HealthCmd= into ExecStart unsplit: only % and $ need escaping.
   for (const volume of spec.volumes) lines.push(`Volume=${rawValue(volume)}`);
   for (const key of Object.keys(spec.labels).sort()) {
-    lines.push(`Label=${escapeExecArg(`${key}=${spec.labels[key]}`)}`);
+    lines.push(`Label=${quadletWord(`${key}=${spec.labels[key]}`)}`);
   }
   const policy = autoUpdateLabel(spec);
   if (policy) lines.push(`AutoUpdate=${policy}`);
@@ -44,10 +44,7 @@ export function renderQuadletUnit(spec: ServiceSpec): string {
   const podmanArgs: string[] = [];
   if (spec.health) {
     const health = spec.health;
-    // Quadlet strips quotes at either end of HealthCmd= and writes a lone `;` bare (a command
-    // separator to systemd): such a command goes through PodmanArgs= instead.
-    if (/^["']|["']$/.test(health.cmd) || health.cmd === ';')
-      podmanArgs.push('--health-cmd', health.cmd);
+    if (healthCmdNeedsPodmanArgs(health.cmd)) podmanArgs.push('--health-cmd', health.cmd);
     else lines.push(`HealthCmd=${rawValue(health.cmd)}`);
     lines.push(`HealthInterval=${formatDuration(health.interval)}`);
     lines.push(`HealthRetries=${health.retries}`);
@@ -70,15 +67,40 @@ export function renderQuadletUnit(spec: ServiceSpec): string {
 }
 
 /**
- * One word of Exec= or PodmanArgs=. Quadlet splits these and writes the words back into ExecStart,
- * but its splitter stops at an empty word (dropping the rest) and it writes a lone `;` bare, which
- * systemd takes for a command separator. Both get `%i`: systemd expands it to nothing in a unit
- * that is not a template (service names cannot contain `@`), so the argument arrives intact.
+ * One word of Exec=, PodmanArgs=, Environment= or Label=. Quadlet splits these and writes the words
+ * back into ExecStart, but its splitter stops at an empty word (dropping the rest) and it writes a
+ * lone `;` bare, which systemd takes for a command separator. Both get `%i`: systemd expands it to
+ * nothing in a unit that is not a template (service names cannot contain `@`), so the argument
+ * arrives intact. A word that would end the line in a backslash or a blank is quoted (see rawValue).
  */
 function quadletWord(arg: string): string {
-  return arg === '' || arg === ';' ? `${arg}%i` : escapeExecArg(arg);
+  if (arg === '' || arg === ';') return `${arg}%i`;
+  return endsBadly(arg) ? quoteExecArg(arg) : escapeExecArg(arg);
 }
 
+/**
+ * A value Quadlet copies into ExecStart unsplit (Volume=, HealthCmd=): only `%` and `$` need
+ * escaping. But Quadlet continues a line that ends in any backslash (systemd: in an unescaped one)
+ * and trims Unicode blanks from its ends: such a value ends in `%i`, which systemd expands to
+ * nothing in ExecStart.
+ */
 function rawValue(value: string): string {
-  return value.replaceAll('%', '%%').replaceAll('$', () => '$$');
+  const text = value.replaceAll('%', '%%').replaceAll('$', () => '$$');
+  return endsBadly(value) ? `${text}%i` : text;
+}
+
+/** Whether Quadlet would misread a line that ends in this value (a continuation, a trimmed blank). */
+function endsBadly(value: string): boolean {
+  return value.endsWith('\\') || QUADLET_BLANK.test(value.at(-1) ?? '');
+}
+
+/**
+ * Quadlet strips quotes at either end of HealthCmd= and blanks from both ends, and writes a lone
+ * `;` bare (a command separator to systemd): such a command, and one that Quadlet would misread at
+ * the end of the line, goes through PodmanArgs= instead, where it is one quoted word.
+ */
+function healthCmdNeedsPodmanArgs(cmd: string): boolean {
+  return (
+    cmd === ';' || /^["']|["']$/.test(cmd) || QUADLET_BLANK.test(cmd[0] ?? '') || endsBadly(cmd)
+  );
 }

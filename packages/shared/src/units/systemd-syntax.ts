@@ -1,7 +1,14 @@
 // systemd's unit-file syntax, both ways: escaping words for Exec*= lines (systemd.service(5),
-// "Command lines"; systemd.unit(5), "Specifiers") and reading them back the way systemd does.
+// "Command lines"; systemd.unit(5), "Specifiers") and reading files back the way systemd (or, for a
+// `.container`, Quadlet) does.
 
 const NEEDS_QUOTES = /[ \t"']/;
+
+/** systemd's WHITESPACE (src/basic/string-util.h): all it splits words on and strips from values. */
+const SYSTEMD_BLANK = /[ \t\n\r]/;
+/** Go's unicode.IsSpace, which Quadlet's strings.TrimSpace strips from both ends of every line. */
+export const QUADLET_BLANK =
+  /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
 
 /**
  * One argument of an Exec*= line. Mirrors Podman's escaping in `podman generate systemd`: `%` → `%%`
@@ -10,16 +17,33 @@ const NEEDS_QUOTES = /[ \t"']/;
  * systemd would read as an opening quote), the empty argument and a lone `;` (a command separator).
  */
 export function escapeExecArg(arg: string): string {
-  const text = arg.replaceAll('%', '%%').replaceAll('$', () => '$$');
-  if (text === '' || text === ';' || NEEDS_QUOTES.test(text)) {
-    return `"${text.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
-  }
+  const text = escapeExpansions(arg);
+  if (text === '' || text === ';' || NEEDS_QUOTES.test(text)) return quote(text);
   return text.replaceAll('\\', '\\\\');
 }
 
-/** A value where systemd resolves specifiers but splits nothing (Description=, ListenStream=). */
+/** escapeExecArg, but always double-quoted: the line then ends in the quote, whatever the argument. */
+export function quoteExecArg(arg: string): string {
+  return quote(escapeExpansions(arg));
+}
+
+/**
+ * A value where systemd resolves specifiers but splits nothing (ListenStream=): `%` → `%%`. A value
+ * that ends in a backslash would continue the line, so it gets `%i`, which systemd expands to
+ * nothing in a unit that is not a template (service names cannot contain `@`).
+ */
 export function escapeSpecifiers(value: string): string {
-  return value.replaceAll('%', '%%');
+  const text = value.replaceAll('%', '%%');
+  return text.endsWith('\\') ? `${text}%i` : text;
+}
+
+/** `%` → `%%` (specifiers), `$` → `$$` (environment expansion). */
+function escapeExpansions(arg: string): string {
+  return arg.replaceAll('%', '%%').replaceAll('$', () => '$$');
+}
+
+function quote(text: string): string {
+  return `"${text.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
 }
 
 const C_ESCAPES: Record<string, string> = {
@@ -40,7 +64,7 @@ export function splitExecLine(value: string): string[] {
   let i = 0;
   const n = value.length;
   while (i < n) {
-    while (i < n && /\s/.test(value[i]!)) i++;
+    while (i < n && SYSTEMD_BLANK.test(value[i]!)) i++;
     if (i >= n) break;
     let word = '';
     let quote: string | undefined;
@@ -50,7 +74,7 @@ export function splitExecLine(value: string): string[] {
         if (c === quote) quote = undefined;
         else if (c === '\\') [word, i] = unescapeAt(value, i, word);
         else word += c;
-      } else if (/\s/.test(c)) {
+      } else if (SYSTEMD_BLANK.test(c)) {
         break;
       } else if (c === '"' || c === "'") {
         quote = c;
@@ -116,31 +140,98 @@ export interface UnitFileEntry {
   value: string;
 }
 
+/** Who reads the file: systemd (units), or Quadlet (Podman 5.4), which reads `.container` files. */
+export type UnitFileReader = 'systemd' | 'quadlet';
+
 /**
- * Reads a unit file into (section, key, value) entries in order: comments and blank lines dropped,
- * a line ending in a backslash joined with the next (the backslash becomes a space), as systemd does.
+ * Reads a unit file into (section, key, value) entries in order, comments and blank lines dropped,
+ * by the line rules of its reader (see systemdLines and quadletLines). Keys and values are
+ * stripped of systemd's blanks; Quadlet strips its own from the line first.
  */
-export function parseUnitFile(text: string): UnitFileEntry[] {
+export function parseUnitFile(text: string, reader: UnitFileReader = 'systemd'): UnitFileEntry[] {
   const entries: UnitFileEntry[] = [];
   let section = '';
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    let line = lines[i]!.trim();
+  for (const logical of reader === 'quadlet' ? quadletLines(text) : systemdLines(text)) {
+    const line = stripBlanks(logical);
     if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
     if (line.startsWith('[') && line.endsWith(']')) {
       section = line.slice(1, -1);
       continue;
     }
-    while (line.endsWith('\\') && i + 1 < lines.length) {
-      const next = lines[++i]!;
-      if (next.trimStart().startsWith('#') || next.trimStart().startsWith(';')) continue;
-      line = `${line.slice(0, -1)} ${next.trim()}`;
-    }
     const eq = line.indexOf('=');
     if (eq < 0) throw new UnitSyntaxError(`not key=value in [${section}]: ${line}`);
-    entries.push({ section, key: line.slice(0, eq).trim(), value: line.slice(eq + 1).trim() });
+    const key = stripBlanks(line.slice(0, eq));
+    entries.push({ section, key, value: stripBlanks(line.slice(eq + 1)) });
   }
   return entries;
+}
+
+/**
+ * systemd's config_parse (src/shared/conf-parser.c): a line whose first non-blank is `#` or `;` is
+ * a comment, even inside a continuation; a line that ends in an odd number of backslashes (the
+ * last one not itself escaped) continues on the next, the backslash becoming a space and the next
+ * line appended as it is.
+ */
+function systemdLines(text: string): string[] {
+  const lines: string[] = [];
+  let continuation: string | undefined;
+  for (const raw of text.split(/\r\n|\r|\n/)) {
+    if (/^[ \t]*[#;]/.test(raw)) continue;
+    const joined = (continuation ?? '') + raw;
+    if (/(?<!\\)(?:\\\\)*\\$/.test(raw)) {
+      continuation = `${joined.slice(0, -1)} `;
+      continue;
+    }
+    continuation = undefined;
+    lines.push(joined);
+  }
+  if (continuation !== undefined) lines.push(continuation);
+  return lines;
+}
+
+/**
+ * Quadlet's UnitFile.Parse (Podman 5.4, pkg/systemd/parser/unitfile.go): every line is trimmed of
+ * Go's Unicode blanks; a line that ends in any backslash, escaped or not, continues on the next,
+ * the backslash dropped and the lines joined with nothing between them; comment and blank lines
+ * inside a continuation are skipped.
+ */
+function quadletLines(text: string): string[] {
+  const lines = text.replace(/\n$/, '').split('\n');
+  const out: string[] = [];
+  let remaining = '';
+  lines.forEach((raw, index) => {
+    let line = trimQuadletBlanks(raw);
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) {
+      if (remaining === '') out.push(line);
+      return;
+    }
+    if (line.endsWith('\\')) {
+      line = line.slice(0, -1);
+      if (index !== lines.length - 1) {
+        remaining += line;
+        return;
+      }
+    }
+    out.push(remaining + line);
+    remaining = '';
+  });
+  return out;
+}
+
+function stripBlanks(text: string): string {
+  return trim(text, SYSTEMD_BLANK);
+}
+
+function trimQuadletBlanks(text: string): string {
+  return trim(text, QUADLET_BLANK);
+}
+
+function trim(text: string, blank: RegExp): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && blank.test(text[start]!)) start++;
+  while (end > start && blank.test(text[end - 1]!)) end--;
+  return text.slice(start, end);
 }
 
 /** The values of one key in one section, in order. */

@@ -4,10 +4,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ServiceSpec } from '../spec/service-spec.js';
 import { specFixtures } from './fixtures.js';
-import { quadletDryRun } from './lab/quadlet.js';
+import { installedUnits } from './lab/installed-units.js';
 import { verifyUnits } from './lab/systemd-verify.js';
 import { trixieRootfs } from './lab/trixie-rootfs.js';
-import { type UnitScope, type UnitStyle, renderUnits } from './render.js';
+import type { UnitScope, UnitStyle } from './render.js';
 
 const SCOPES: UnitScope[] = ['system', 'user'];
 const STYLES: UnitStyle[] = ['service', 'quadlet'];
@@ -18,27 +18,13 @@ beforeAll(async () => {
   rootfs = await trixieRootfs();
 });
 
-/** The systemd units a device ends up with: Quadlet's output stands in for our .container. */
-async function installedUnits(spec: ServiceSpec, style: UnitStyle) {
-  const files = renderUnits(spec, { style });
-  const units = files.filter((file) => file.kind === 'systemd');
-  if (style === 'quadlet') {
-    const { units: generated } = await quadletDryRun(rootfs, files, spec.scope);
-    const name = `${spec.name}.service`;
-    const contents = generated.get(name);
-    if (contents === undefined) throw new Error(`Quadlet wrote no ${name}`);
-    units.push({ name, kind: 'systemd', contents });
-  }
-  return units;
-}
-
 describe('systemd-analyze verify', () => {
   for (const fixture of specFixtures) {
     for (const style of STYLES) {
       for (const scope of SCOPES) {
         it(`accepts the ${style} units of "${fixture.title}" (${scope}) without a warning`, async () => {
           const spec = { ...ServiceSpec.parse(fixture.spec), scope };
-          const units = await installedUnits(spec, style);
+          const units = await installedUnits(rootfs, spec, style);
           const result = await verifyUnits(units, scope);
           expect(result.aboutOurUnits, 'verify warnings about our units').toEqual([]);
           expect(result.code, result.lines.join('\n')).toBe(0);
