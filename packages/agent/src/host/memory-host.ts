@@ -9,6 +9,7 @@ import type {
 } from './host-driver.js';
 import { MemoryImageStore } from './memory-images.js';
 import { MemorySystemd, type RunningContainer } from './memory-systemd.js';
+import { readerOf } from './unit-definition.js';
 
 export interface MemoryHostOptions {
   clock: Clock;
@@ -233,7 +234,9 @@ export class MemoryHost implements HostDriver {
 
 function hasInstall(file: UnitFile): boolean {
   try {
-    return parseUnitFile(file.contents).some((entry) => entry.section === 'Install');
+    return parseUnitFile(file.contents, readerOf(file)).some(
+      (entry) => entry.section === 'Install',
+    );
   } catch {
     return false;
   }

@@ -58,9 +58,14 @@ export function unitNameOf(file: Pick<UnitFile, 'kind' | 'name'>): string {
   return file.kind === 'quadlet' ? file.name.replace(/\.container$/, '.service') : file.name;
 }
 
+/** Who reads a unit file: Quadlet a `.container` (its own line rules), systemd the rest. */
+export function readerOf(file: Pick<UnitFile, 'kind' | 'name'>): 'quadlet' | 'systemd' {
+  return file.kind === 'quadlet' && file.name.endsWith('.container') ? 'quadlet' : 'systemd';
+}
+
 /** Reads a unit file the way systemd (and, for `.container`, Quadlet) would. Throws on bad syntax. */
 export function defineUnit(file: UnitFile): UnitDefinition {
-  const entries = parseUnitFile(file.contents);
+  const entries = parseUnitFile(file.contents, readerOf(file));
   const unit = unitNameOf(file);
   const list = (section: string, key: string) =>
     unitValues(entries, section, key).flatMap((value) => value.split(/\s+/).filter(Boolean));
