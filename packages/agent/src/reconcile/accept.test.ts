@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DeviceEvent, generateSigningKey, signManifest } from '@podfleet/shared';
+import { DeviceEvent, endorseKey, generateSigningKey, signManifest } from '@podfleet/shared';
 import { VirtualClock } from '../clock/clock.js';
 import { acceptManifest, rejectionEvent, type Acceptance } from './accept.js';
 
@@ -7,7 +7,11 @@ const controller = generateSigningKey();
 const impostor = generateSigningKey();
 const context = { device: 'dev-1', trustedKeys: [controller.publicKeyPem], appliedGeneration: 5 };
 
-function signed(overrides: { device?: string; generation?: number } = {}, key = controller) {
+function signed(
+  overrides: { device?: string; generation?: number } = {},
+  key = controller,
+  endorsements: Parameters<typeof signManifest>[2] = [],
+) {
   return signManifest(
     {
       device: overrides.device ?? 'dev-1',
@@ -16,6 +20,7 @@ function signed(overrides: { device?: string; generation?: number } = {}, key = 
       services: [{ name: 'web', image: 'registry.example/acme/web:1.4' }],
     },
     key.privateKeyPem,
+    endorsements,
   );
 }
 
@@ -85,5 +90,45 @@ describe('acceptManifest', () => {
       services: [],
       reason: 'generation 2 is not newer than applied generation 5',
     });
+  });
+});
+
+describe('acceptManifest across a controller key rotation', () => {
+  const next = generateSigningKey();
+  const announced = endorseKey(next.publicKeyPem, controller.privateKeyPem);
+
+  it('accepts a manifest signed by a new key the trusted key announced, and says to trust it alone', () => {
+    const result = acceptManifest(signed({ generation: 7 }, next, [announced]), context);
+    expect(result).toMatchObject({ ok: true, trustedKeys: [announced.publicKey] });
+  });
+
+  it('after the rotation, refuses manifests signed by the old key', () => {
+    const after = { ...context, trustedKeys: [announced.publicKey], appliedGeneration: 7 };
+    expect(rejected(acceptManifest(signed({ generation: 8 }), after)).reason).toBe(
+      `signed by unknown key ${controller.keyId}`,
+    );
+    expect(acceptManifest(signed({ generation: 8 }, next, [announced]), after)).toEqual({
+      ok: true,
+      manifest: expect.objectContaining({ generation: 8 }),
+    });
+  });
+
+  it('refuses a new key announced by a key it does not trust', () => {
+    const forged = endorseKey(next.publicKeyPem, impostor.privateKeyPem);
+    expect(
+      rejected(acceptManifest(signed({ generation: 7 }, next, [forged]), context)).reason,
+    ).toBe(`signed by unknown key ${next.keyId}`);
+  });
+
+  it('refuses a rotation carried by a replayed older generation, and keeps the trust as it was', () => {
+    const replay = acceptManifest(signed({ generation: 4 }, next, [announced]), context);
+    expect(rejected(replay).reason).toBe('generation 4 is not newer than applied generation 5');
+    expect('trustedKeys' in replay).toBe(false);
+  });
+
+  it('refuses a rotation manifest whose signature was tampered with', () => {
+    const manifest = signed({ generation: 7 }, next, [announced]);
+    const tampered = { ...manifest, generation: 9 };
+    expect(rejected(acceptManifest(tampered, context)).reason).toBe('signature does not verify');
   });
 });

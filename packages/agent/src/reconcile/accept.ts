@@ -11,12 +11,22 @@ export interface AcceptContext {
 }
 
 export type Acceptance =
-  { ok: true; manifest: DeviceManifest } | { ok: false; reason: string; generation: number };
+  | {
+      ok: true;
+      manifest: DeviceManifest;
+      /**
+       * Set when the manifest carried a controller key rotation announced by a trusted key: the
+       * keys to trust from now on (persist them before acting; the old key is refused after).
+       */
+      trustedKeys?: readonly string[];
+    }
+  | { ok: false; reason: string; generation: number };
 
 /**
- * Whether to act on a manifest received on the desired topic: valid, signed by a trusted key, for
- * this device, and newer than the applied one (a retained or replayed old one is not). A rejected
- * manifest changes nothing on the host: what runs keeps running.
+ * Whether to act on a manifest received on the desired topic: valid, signed by a trusted key (or
+ * by a new key its keyChain shows a trusted key announced), for this device, and newer than the
+ * applied one (a retained or replayed old one is not). A rejected manifest changes nothing on the
+ * host, nor the keys trusted: what runs keeps running.
  */
 export function acceptManifest(input: unknown, context: AcceptContext): Acceptance {
   let body = input;
@@ -45,7 +55,9 @@ export function acceptManifest(input: unknown, context: AcceptContext): Acceptan
       generation,
     };
   }
-  return { ok: true, manifest };
+  return verified.rotatedTo
+    ? { ok: true, manifest, trustedKeys: verified.rotatedTo }
+    : { ok: true, manifest };
 }
 
 /** The apply event that reports a rejected manifest. */

@@ -3,9 +3,9 @@ import { acceptManifest, type Acceptance } from '../reconcile/accept.js';
 
 export type Intake =
   /** Newer than anything applied, being applied or waiting: apply it (skipping any waiting one). */
-  | { kind: 'apply'; manifest: DeviceManifest }
+  | { kind: 'apply'; manifest: DeviceManifest; trustedKeys?: readonly string[] }
   /** The generation the agent has already (the retained manifest again on reconnect): no news. */
-  | { kind: 'same'; manifest: DeviceManifest }
+  | { kind: 'same'; manifest: DeviceManifest; trustedKeys?: readonly string[] }
   | { kind: 'reject'; rejection: Extract<Acceptance, { ok: false }> };
 
 /**
@@ -25,9 +25,11 @@ export function takeDesired(
   });
   if (!acceptance.ok) return { kind: 'reject', rejection: acceptance };
   const { manifest } = acceptance;
+  // A key rotation the manifest carried (see acceptManifest): the caller saves the new trust.
+  const rotated = acceptance.trustedKeys ? { trustedKeys: acceptance.trustedKeys } : {};
   const newest = context.newestGeneration;
-  if (manifest.generation > newest) return { kind: 'apply', manifest };
-  if (manifest.generation === newest) return { kind: 'same', manifest };
+  if (manifest.generation > newest) return { kind: 'apply', manifest, ...rotated };
+  if (manifest.generation === newest) return { kind: 'same', manifest, ...rotated };
   return {
     kind: 'reject',
     rejection: {

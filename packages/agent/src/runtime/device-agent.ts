@@ -1,5 +1,10 @@
 import { pino, type Logger } from 'pino';
-import { type DeviceEvent, type DeviceManifest, type StateReport } from '@podfleet/shared';
+import {
+  keyIdOf,
+  type DeviceEvent,
+  type DeviceManifest,
+  type StateReport,
+} from '@podfleet/shared';
 import type { CommandTarget } from '../commands/answer-command.js';
 import { CommandInbox } from '../commands/command-inbox.js';
 import { runAutoUpdate, type AutoUpdateReport } from '../autoupdate/auto-update-runner.js';
@@ -35,7 +40,10 @@ export interface AgentObserver {
 
 export interface DeviceAgentOptions {
   device: string;
-  /** Controller public keys (PEM) a manifest may be signed with. */
+  /**
+   * Controller public keys (PEM) a manifest may be signed with, from enrollment; after a key
+   * rotation the agent followed, the keys saved in the state store replace them.
+   */
   trustedKeys: readonly string[];
   driver: HostDriver;
   store: StateStore;
@@ -75,6 +83,7 @@ export class DeviceAgent {
   private readonly source: EventSource;
   private readonly lane = new SerialLane();
   private appliedGeneration = 0;
+  private trustedKeys: readonly string[];
   /** The manifest the host was last reconciled with (drift checks run it again). */
   private current: DeviceManifest | undefined;
   private waiting: DeviceManifest | undefined;
@@ -96,12 +105,14 @@ export class DeviceAgent {
       ...(options.newId ? { newId: options.newId } : {}),
     };
     this.commands = new CommandInbox(options.link, this.commandTarget(), this.logger);
+    this.trustedKeys = options.trustedKeys;
   }
 
   /** Reads the applied generation, listens to the link, starts the timers, reports once. */
   async start(): Promise<void> {
     const { link } = this.options;
     this.appliedGeneration = (await this.options.store.loadApplied())?.generation ?? 0;
+    this.trustedKeys = (await this.options.store.loadTrustedKeys()) ?? this.options.trustedKeys;
     this.running = true;
     link.on('desired', this.onDesired);
     link.on('command', this.commands.receive);
@@ -144,13 +155,15 @@ export class DeviceAgent {
       this.applying?.generation ?? 0,
       this.waiting?.generation ?? 0,
     );
-    const { device, trustedKeys } = this.options;
+    const { device } = this.options;
+    const trustedKeys = this.trustedKeys;
     const intake = takeDesired(payload, { device, trustedKeys, newestGeneration });
     if (intake.kind === 'reject') {
       this.logger.warn(`manifest rejected: ${intake.rejection.reason}`);
       void this.emit([rejectionEvent(intake.rejection, this.source)]);
       return;
     }
+    if (intake.trustedKeys) this.trust(intake.trustedKeys);
     if (intake.kind === 'same') {
       // After a restart: the retained copy of what is applied. Check the host against it now
       // (what broke while the agent was down is repaired at once), and on every drift timer.
@@ -165,6 +178,22 @@ export class DeviceAgent {
     this.waiting = intake.manifest;
     if (first) void this.lane.run(() => this.applyWaiting());
   };
+
+  /**
+   * Follows a controller key rotation: from now on only the new keys count. Saved through the
+   * lane, so before the manifest that carried it is applied (unless an apply was already queued,
+   * in which case right after it); a restart before the save follows the rotation again from the
+   * retained manifest.
+   */
+  private trust(keys: readonly string[]): void {
+    this.trustedKeys = keys;
+    this.logger.warn(`controller key rotated: trusting ${keys.map((k) => keyIdOf(k)).join(', ')}`);
+    void this.lane
+      .run(() => this.options.store.saveTrustedKeys(keys))
+      .catch((error: unknown) =>
+        this.logger.error(`saving the trusted keys: ${(error as Error).message}`),
+      );
+  }
 
   private async applyWaiting(): Promise<void> {
     const manifest = this.waiting;

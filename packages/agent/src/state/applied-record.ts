@@ -55,3 +55,8 @@ export const ServiceBackup = z.strictObject({
   health: z.boolean(),
 });
 export type ServiceBackup = z.output<typeof ServiceBackup>;
+
+/** The controller keys trusted after a key rotation (trusted-keys.json): PEM public keys. */
+export const TrustedKeys = z.strictObject({
+  keys: z.array(z.string().includes('BEGIN PUBLIC KEY')).min(1),
+});

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -55,6 +55,19 @@ describe('FileStateStore', () => {
       /applied\.json: generation: /,
     );
     expect(await readFile(join(directory, 'applied.json'), 'utf8')).toContain('-1');
+  });
+
+  it('keeps the controller keys trusted after a rotation across restarts', async () => {
+    const store = new FileStateStore(directory);
+    expect(await store.loadTrustedKeys()).toBeUndefined();
+    const key = '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n';
+    await store.saveTrustedKeys([key]);
+    expect(await new FileStateStore(directory).loadTrustedKeys()).toEqual([key]);
+    expect((await stat(join(directory, 'trusted-keys.json'))).mode & 0o777).toBe(0o600);
+    await writeFile(join(directory, 'trusted-keys.json'), JSON.stringify({ keys: [] }));
+    await expect(new FileStateStore(directory).loadTrustedKeys()).rejects.toThrow(
+      /trusted-keys\.json: keys: /,
+    );
   });
 
   it('refuses a service name that could escape the directory', async () => {

@@ -2,12 +2,13 @@ import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { formatIssues, SERVICE_NAME } from '@podfleet/shared';
-import { AppliedRecord, ServiceBackup } from './applied-record.js';
+import { AppliedRecord, ServiceBackup, TrustedKeys } from './applied-record.js';
 import type { StateStore } from './state-store.js';
 
 /**
- * The state directory on disk (/var/lib/podfleet): `applied.json` and `backup/NAME.json`, each
- * written to a temporary file and renamed over the old one, so a crash leaves the old or the new.
+ * The state directory on disk (/var/lib/podfleet): `applied.json`, `backup/NAME.json` and, once a
+ * controller key rotation was followed, `trusted-keys.json`; each written to a temporary file and
+ * renamed over the old one, so a crash leaves the old or the new.
  */
 export class FileStateStore implements StateStore {
   constructor(private readonly directory: string) {}
@@ -30,6 +31,14 @@ export class FileStateStore implements StateStore {
 
   async dropBackup(service: string): Promise<void> {
     await rm(this.backupPath(service), { force: true });
+  }
+
+  async loadTrustedKeys(): Promise<string[] | undefined> {
+    return (await this.read(join(this.directory, 'trusted-keys.json'), TrustedKeys))?.keys;
+  }
+
+  saveTrustedKeys(keys: readonly string[]): Promise<void> {
+    return this.write(join(this.directory, 'trusted-keys.json'), { keys });
   }
 
   private backupPath(service: string): string {

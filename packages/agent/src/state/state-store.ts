@@ -7,12 +7,19 @@ export interface StateStore {
   loadBackup(service: string): Promise<ServiceBackup | undefined>;
   saveBackup(backup: ServiceBackup): Promise<void>;
   dropBackup(service: string): Promise<void>;
+  /**
+   * The controller keys trusted since the last key rotation the agent followed; undefined until
+   * one happened (the config's keys, from enrollment, are trusted until then).
+   */
+  loadTrustedKeys(): Promise<string[] | undefined>;
+  saveTrustedKeys(keys: readonly string[]): Promise<void>;
 }
 
 /** A state directory in memory (tests, the simulator). Stores copies, as a file would. */
 export class MemoryStateStore implements StateStore {
   private applied: AppliedRecord | undefined;
   private readonly backups = new Map<string, ServiceBackup>();
+  private trustedKeys: string[] | undefined;
 
   async loadApplied(): Promise<AppliedRecord | undefined> {
     return this.applied && structuredClone(this.applied);
@@ -33,5 +40,13 @@ export class MemoryStateStore implements StateStore {
 
   async dropBackup(service: string): Promise<void> {
     this.backups.delete(service);
+  }
+
+  async loadTrustedKeys(): Promise<string[] | undefined> {
+    return this.trustedKeys && [...this.trustedKeys];
+  }
+
+  async saveTrustedKeys(keys: readonly string[]): Promise<void> {
+    this.trustedKeys = [...keys];
   }
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ServiceSpec } from '../spec/service-spec.js';
 import { DeviceId } from './device-id.js';
+import { KeyEndorsement } from './key-endorsement.js';
 
 export const ManifestSignature = z.strictObject({
   alg: z.literal('ed25519'),
@@ -28,6 +29,8 @@ const manifestBody = {
       seen.add(service.name);
     });
   }),
+  /** Key rotations up to the signing key, oldest first (see KeyEndorsement); absent before any. */
+  keyChain: z.array(KeyEndorsement).max(32).optional(),
 };
 
 /** What the controller publishes, retained, to pf/v1/dev/{id}/desired. */

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseImageReference } from '../spec/image.js';
 import { duration } from '../spec/duration.js';
 import { SERVICE_NAME } from '../spec/service-spec.js';
+import { RolloutPolicy } from './rollout-policy.js';
 
 /** A count (`5`) or a share of the devices (`"20%"`). */
 export const CountOrPercent = z.union([
@@ -29,6 +30,8 @@ export const RolloutStrategy = z.strictObject({
   autoRollback: z.boolean().default(true),
   offlineDevices: z.enum(['wait', 'skip']).default('wait'),
   approveAfterCanary: z.boolean().default(false),
+  /** Budgets, windows, rate, approvals, abort (rollout-policy.ts); lazy: they import each other. */
+  policy: z.lazy(() => RolloutPolicy).optional(),
 });
 
 export const RolloutSpec = z
