@@ -2,12 +2,14 @@ import { Command, CommanderError } from 'commander';
 import { CliError, EXIT, type CliIo } from './io.js';
 import { registerAssign } from './assign.js';
 import { registerDevices } from './devices.js';
+import { registerEnroll } from './enroll.js';
 import { registerEvents } from './events.js';
 import { registerGroups } from './groups.js';
 import { registerPin } from './pin.js';
 import { registerRender } from './render.js';
 import { registerServices } from './services.js';
 import { registerTokens } from './tokens.js';
+import { registerKeys } from './keys.js';
 import { registerMigrate } from './migrate.js';
 import { registerRollout } from './rollout.js';
 import { registerDeviceCommands } from './device-commands.js';
@@ -36,6 +38,8 @@ export function buildProgram(io: CliIo): Command {
   registerDeviceCommands(program, io);
   registerServe(program, io);
   registerMigrate(program, io);
+  registerKeys(program, io);
+  registerEnroll(program, io);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { commitChange } from '../audit/change.js';
 import { Prisma, type PrismaClient } from '../db/client.js';
 import { parseSelector } from '../desired/index.js';
+import { revokeCredentials } from '../enrollment/credentials.js';
 import { DeviceEventQuery, EventView, listEvents } from '../events/list.js';
 import { groupsOfDevice, memberCondition } from '../groups/membership.js';
 import { conflict, notFound } from '../http/errors.js';
@@ -154,7 +155,8 @@ export function deviceRoutes(app: FastifyInstance): void {
       config: { role: 'admin' },
       schema: {
         tags: ['devices'],
-        summary: 'Forget a device: its memberships, pins and events go with it',
+        summary:
+          'Forget a device: its memberships, pins and events go with it, and its credentials stop working',
         params: DeviceParams,
       },
     },
@@ -163,6 +165,8 @@ export function deviceRoutes(app: FastifyInstance): void {
       await commitChange(request, async (tx) => {
         const { count } = await tx.device.deleteMany({ where: { id } });
         if (count === 0) throw notFound(`device ${id}`);
+        // Its broker account goes in the same transaction: no deleted device keeps working.
+        await revokeCredentials(request.server, id, tx);
         return {
           result: undefined,
           audit: { action: 'device.delete', target: `device/${id}` },

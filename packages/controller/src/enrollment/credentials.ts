@@ -1,3 +1,4 @@
+import type { FastifyInstance } from 'fastify';
 import type { Transaction } from '../audit/change.js';
 
 /** The device as enrollment created it. */
@@ -17,5 +18,49 @@ export interface EnrolledDevice {
  */
 export interface CredentialIssuer {
   readonly name: string;
+  /**
+   * Issues the device's credentials (again, when it has some: the old ones stop working). Both
+   * POST /v1/enroll and SSH enrollment call it.
+   */
   issue(device: EnrolledDevice, tx: Transaction): Promise<Record<string, unknown>>;
+  /**
+   * Withdraws what issue() gave, inside the transaction that deletes the device: a throw keeps the
+   * device, so that a device is never gone while its credentials still work.
+   */
+  revoke?(deviceId: string, tx: Transaction): Promise<void>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The enrollment's credential issuers, for the routes that revoke (set by enrollRoute). */
+    credentialIssuers?: readonly CredentialIssuer[];
+  }
+}
+
+/** Registers the issuers on the API, so that deleting a device revokes what they issued. */
+export function registerCredentialIssuers(
+  app: FastifyInstance,
+  issuers: readonly CredentialIssuer[],
+): void {
+  app.decorate('credentialIssuers', issuers);
+}
+
+/** Issues every credential a device receives at enrollment, by issuer name. */
+export async function issueCredentials(
+  issuers: readonly CredentialIssuer[],
+  device: EnrolledDevice,
+  tx: Transaction,
+): Promise<Record<string, Record<string, unknown>>> {
+  const credentials: Record<string, Record<string, unknown>> = {};
+  for (const issuer of issuers) credentials[issuer.name] = await issuer.issue(device, tx);
+  return credentials;
+}
+
+/** Revokes every credential of a device being deleted (inside the deleting transaction). */
+export async function revokeCredentials(
+  app: FastifyInstance,
+  deviceId: string,
+  tx: Transaction,
+): Promise<void> {
+  for (const issuer of app.credentialIssuers ?? []) await issuer.revoke?.(deviceId, tx);
 }

@@ -6,7 +6,11 @@ import { hashToken } from '../auth/tokens.js';
 import { deviceView } from '../devices/view.js';
 import type { RoutePlugin } from '../http/app.js';
 import { conflict, HttpError } from '../http/errors.js';
-import type { CredentialIssuer } from './credentials.js';
+import {
+  issueCredentials,
+  registerCredentialIssuers,
+  type CredentialIssuer,
+} from './credentials.js';
 import { RateLimiter, type RateRule } from './rate-limit.js';
 import { Enroll, Enrolled } from './schemas.js';
 
@@ -32,6 +36,7 @@ export function enrollRoute(options: EnrollOptions = {}): RoutePlugin {
   return (app: FastifyInstance) => {
     // One limiter per app, so that apps built in one process (tests) do not share counts.
     const limiter = new RateLimiter(rule);
+    registerCredentialIssuers(app, issuers);
     app.withTypeProvider<ZodTypeProvider>().post(
       '/enroll',
       {
@@ -81,10 +86,7 @@ export function enrollRoute(options: EnrollOptions = {}): RoutePlugin {
                 ...(group ? { memberships: { create: { groupName: group } } } : {}),
               },
             });
-            const credentials: Record<string, Record<string, unknown>> = {};
-            for (const issuer of issuers) {
-              credentials[issuer.name] = await issuer.issue({ id, labels, group }, tx);
-            }
+            const credentials = await issueCredentials(issuers, { id, labels, group }, tx);
             return {
               result: { device: deviceView(device), credentials },
               audit: {

@@ -1,6 +1,7 @@
 import { auditRoutes } from '../audit/routes.js';
 import { deviceRoutes } from '../devices/routes.js';
 import { enrollRoute, type EnrollOptions } from '../enrollment/enroll-route.js';
+import { identityRoutes } from '../enrollment/identity-route.js';
 import { enrollmentTokenRoutes } from '../enrollment/token-routes.js';
 import { eventRoutes } from '../events/routes.js';
 import { assignmentRoutes } from '../groups/assignment-routes.js';
@@ -27,6 +28,7 @@ export function apiRoutes(options: ApiOptions = {}): RoutePlugin[] {
     tokenRoutes,
     enrollmentTokenRoutes,
     enrollRoute(options.enroll),
+    identityRoutes,
     auditRoutes,
   ];
 }

@@ -1,33 +1,54 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { generateSigningKey, keyIdOf, type SigningKey } from '@podfleet/shared';
+import { z } from 'zod';
+import {
+  formatIssues,
+  generateSigningKey,
+  KeyEndorsement,
+  keyIdOf,
+  type SigningKey,
+} from '@podfleet/shared';
 
 export interface SigningKeySource {
   /** The private key PEM itself (a secret handed to every controller of a fleet). */
   PODFLEET_SIGNING_KEY?: string;
+  /** With PODFLEET_SIGNING_KEY: its rotation chain (JSON), as `podfleet keys rotate` prints it. */
+  PODFLEET_SIGNING_KEY_CHAIN?: string;
   PODFLEET_DATA?: string;
 }
+
+export const SIGNING_KEY_FILE = 'manifest-signing-key.pem';
+/** Every rotation's endorsement (the new key signed by the old), oldest first. */
+export const KEY_CHAIN_FILE = 'manifest-signing-key.chain.json';
+
+const KeyChain = z.array(KeyEndorsement);
 
 /**
  * The controller's Ed25519 manifest-signing key: from PODFLEET_SIGNING_KEY when set (several
  * controllers of one fleet must share it), else `$PODFLEET_DATA/manifest-signing-key.pem`,
- * created on first start with mode 0600.
+ * created on first start with mode 0600. After a rotation it comes with the endorsements that
+ * lead to it (see `podfleet keys rotate`), which every manifest it signs carries.
  */
 export function loadSigningKey(
   env: SigningKeySource,
   dataDir: string,
 ): { key: SigningKey; created: boolean } {
-  if (env.PODFLEET_SIGNING_KEY?.trim())
-    return { key: fromPem(env.PODFLEET_SIGNING_KEY, 'PODFLEET_SIGNING_KEY'), created: false };
-  const path = join(dataDir, 'manifest-signing-key.pem');
-  let pem: string | undefined;
-  try {
-    pem = readFileSync(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  if (env.PODFLEET_SIGNING_KEY?.trim()) {
+    const key = fromPem(env.PODFLEET_SIGNING_KEY, 'PODFLEET_SIGNING_KEY');
+    const chain = env.PODFLEET_SIGNING_KEY_CHAIN?.trim()
+      ? parseChain(env.PODFLEET_SIGNING_KEY_CHAIN, 'PODFLEET_SIGNING_KEY_CHAIN')
+      : [];
+    return { key: withChain(key, chain), created: false };
   }
-  if (pem) return { key: fromPem(pem, path), created: false };
+  const path = join(dataDir, SIGNING_KEY_FILE);
+  const pem = readIfPresent(path);
+  if (pem) {
+    const chainPath = join(dataDir, KEY_CHAIN_FILE);
+    const chainText = readIfPresent(chainPath);
+    const chain = chainText ? parseChain(chainText, chainPath) : [];
+    return { key: withChain(fromPem(pem, path), chain), created: false };
+  }
   const key = generateSigningKey();
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(`${path}.tmp`, key.privateKeyPem, { mode: 0o600 });
@@ -35,7 +56,45 @@ export function loadSigningKey(
   return { key, created: true };
 }
 
-function fromPem(pem: string, where: string): SigningKey {
+/**
+ * The key with the endorsements that lead to it, oldest first: walked back from the key itself,
+ * so that an endorsement of a key that never became the signing key (a rotation interrupted
+ * between writing the chain and the key) is left out.
+ */
+export function withChain(key: SigningKey, chain: readonly KeyEndorsement[]): SigningKey {
+  const path: KeyEndorsement[] = [];
+  let keyId = key.keyId;
+  for (;;) {
+    const link = chain.findLast((e) => e.keyId === keyId && !path.includes(e));
+    if (!link) break;
+    path.unshift(link);
+    keyId = link.endorsedBy;
+  }
+  return path.length > 0 ? { ...key, endorsements: path } : key;
+}
+
+export function parseChain(text: string, where: string): KeyEndorsement[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new Error(`${where}: not JSON`);
+  }
+  const parsed = KeyChain.safeParse(json);
+  if (!parsed.success) throw new Error(`${where}: ${formatIssues(parsed.error).join('; ')}`);
+  return parsed.data;
+}
+
+function readIfPresent(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    return undefined;
+  }
+}
+
+export function fromPem(pem: string, where: string): SigningKey {
   let privateKey;
   try {
     privateKey = createPrivateKey(pem);

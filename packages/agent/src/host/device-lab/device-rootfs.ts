@@ -14,9 +14,10 @@ const MIRROR = process.env.PODFLEET_DEBIAN_MIRROR ?? 'http://deb.debian.org/debi
 
 // debootstrap cannot resolve virtual packages: podman's container-network-stack needs netavark
 // (and aardvark-dns) by name. nftables: netavark's firewall for the bridge network.
+// openssh-server: what `podfleet enroll ssh` reaches a device through.
 const PACKAGES = [
   'systemd', 'systemd-sysv', 'dbus', 'podman', 'netavark', 'aardvark-dns', 'runc', 'crun',
-  'conmon', 'iproute2', 'procps', 'iptables', 'nftables',
+  'conmon', 'iproute2', 'procps', 'iptables', 'nftables', 'openssh-server',
 ]; // prettier-ignore
 
 /**
@@ -34,10 +35,23 @@ keyring = false
 runtime = "runc"
 `;
 
+/** ssh.service's checks, preceded by making the host keys this device does not have yet. */
+const SSH_HOST_KEYS_DROP_IN = `# written by podfleet's device lab: host keys per device, made at its first boot
+[Service]
+ExecStartPre=
+ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
+`;
+
 /** Files every booted device needs; their absence means the build went wrong. */
 const REQUIRED: Record<DeviceSuite, string[]> = {
-  trixie: ['usr/lib/systemd/systemd', 'usr/bin/podman', 'usr/libexec/podman/quadlet'],
-  bookworm: ['usr/lib/systemd/systemd', 'usr/bin/podman'],
+  trixie: [
+    'usr/lib/systemd/systemd',
+    'usr/bin/podman',
+    'usr/libexec/podman/quadlet',
+    'usr/sbin/sshd',
+  ],
+  bookworm: ['usr/lib/systemd/systemd', 'usr/bin/podman', 'usr/sbin/sshd'],
 };
 
 /**
@@ -47,7 +61,9 @@ const REQUIRED: Record<DeviceSuite, string[]> = {
  */
 export async function deviceRootfs(suite: DeviceSuite = 'trixie'): Promise<string> {
   const recipe = createHash('sha256')
-    .update([suite, ...PACKAGES, CONTAINERS_CONF, configure.toString()].join('\n'))
+    .update(
+      [suite, ...PACKAGES, CONTAINERS_CONF, SSH_HOST_KEYS_DROP_IN, configure.toString()].join('\n'),
+    )
     .digest('hex')
     .slice(0, 10);
   return buildOnce(join(labCacheDir(), `device-${suite}-${recipe}`), (rootfs) =>
@@ -90,6 +106,14 @@ async function configure(rootfs: string): Promise<void> {
   await symlink('/etc/machine-id', join(rootfs, 'var/lib/dbus/machine-id'));
   // None: the device is called by its machine name (nspawn sets it), not the host's copied name.
   await rm(join(rootfs, 'etc/hostname'), { force: true });
+  // Debian makes sshd's host keys in openssh-server's postinst, so every device booted from this
+  // cache would share them; its ssh.service only checks them (`sshd -t`), and trixie's
+  // sshd-keygen.service is not enabled (and runs on ConditionFirstBoot only). So they go, and
+  // ssh.service makes the missing ones (`ssh-keygen -A`) at each boot, into the device's own root.
+  await hostRun(['sh', '-c', 'rm -f "$1"/etc/ssh/ssh_host_*', 'sh', rootfs]);
+  const sshDropIn = join(rootfs, 'etc/systemd/system/ssh.service.d');
+  await mkdir(sshDropIn, { recursive: true });
+  await writeFile(join(sshDropIn, '10-host-keys.conf'), SSH_HOST_KEYS_DROP_IN);
   // The downloaded .debs are 80 MB nobody reads again.
   await hostRun(['find', join(rootfs, 'var/cache/apt/archives'), '-name', '*.deb', '-delete']);
 }
