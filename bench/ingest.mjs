@@ -1,22 +1,66 @@
 /* global URL, setTimeout */
 // Sustained device events per second into Postgres, three ways, in one run:
 //   1. the limit: the same rows by one `INSERT … SELECT unnest(…)` per batch, pg directly;
-//   2. storeBatch (the controller's DB-side ingest: one transaction, join with devices, ON CONFLICT,
-//      known-device check) on the same batches;
-//   3. the whole path: DeviceIngest subscribed on real Mosquitto, fed by publisher processes
-//      (QoS 1 events), from first publish until every event is in Postgres.
-// Run: npm run bench -- ingest   (needs Postgres on 127.0.0.1:5432 and Mosquitto on :1883)
+//   2. storeBatch (the controller's DB-side ingest: join with devices, ON CONFLICT, counts) on the
+//      same batches;
+//   3. the whole path: DeviceIngest on real Mosquitto, from the first event until every event is
+//      in Postgres (two modes, below).
+// Run: npm run bench -- ingest   (needs Postgres on 127.0.0.1:5432 and the mosquitto binary).
+// Without BENCH_MQTT_URL it starts a private Mosquitto with bench/mosquitto-unbounded.conf's
+// settings on a free port (a default Mosquitto's 1,000-message queue would drop the backlog).
 // BENCH_EVENTS (default 100,000), BENCH_BATCH (2,000), BENCH_PUBLISHERS (3), BENCH_DEVICES (2,000).
+// BENCH_BASELINE=DIR also runs the whole path with DIR/device-ingest.js (an earlier build's
+// dist/ingest, copied inside the repository so that it resolves @podfleet/shared), before and after
+// the current one, for a before/after of the same run. BENCH_ONLY_PATH=1 skips rows 1 and 2.
+// BENCH_PROFILE=FILE writes CPU profiles of the current whole path (FILE.live, FILE.backlog).
+// BENCH_MODES=live,backlog (default both): see step 3.
 import { randomUUID } from 'node:crypto';
-import { fork } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { fork, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { Session } from 'node:inspector/promises';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { pino } from 'pino';
 
-const MQTT = process.env.BENCH_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
+const broker =
+  process.env.BENCH_MQTT_URL || process.argv[2] === '--publisher'
+    ? undefined
+    : await privateBroker();
+const MQTT = process.env.BENCH_MQTT_URL ?? broker?.url;
+
+/** Mosquitto with bench/mosquitto-unbounded.conf's settings, on a free loopback port. */
+async function privateBroker() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  const dir = mkdtempSync(join(tmpdir(), 'pf-bench-mosquitto-'));
+  const config = readFileSync(new URL('mosquitto-unbounded.conf', import.meta.url), 'utf8').replace(
+    /^listener \d+ /m,
+    `listener ${port} `,
+  );
+  writeFileSync(join(dir, 'mosquitto.conf'), config);
+  const child = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    const open = await new Promise((resolve) => {
+      const probe = createServer().listen(port, '127.0.0.1');
+      probe.once('listening', () => probe.close(() => resolve(false)));
+      probe.once('error', () => resolve(true));
+    });
+    if (open) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    stop: () => {
+      child.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 if (process.argv[2] === '--publisher') {
   // Child: publishes its share of events, QoS 1, and reports the time it took.
@@ -58,6 +102,9 @@ const EVENTS = Number(process.env.BENCH_EVENTS ?? 100_000);
 const BATCH = Number(process.env.BENCH_BATCH ?? 2000);
 const PUBLISHERS = Number(process.env.BENCH_PUBLISHERS ?? 3);
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 2000);
+const BASELINE = process.env.BENCH_BASELINE;
+const ONLY_PATH = process.env.BENCH_ONLY_PATH === '1';
+const PROFILE = process.env.BENCH_PROFILE;
 
 const scratch = await createScratchDatabase();
 await migrateDatabase(scratch.url);
@@ -109,8 +156,10 @@ try {
     return batches;
   };
 
-  // 1. The limit: one INSERT … SELECT unnest(…) per batch, one connection, batches one after the other.
-  {
+  // 1. The limit: one INSERT … SELECT unnest(…) per batch, one connection, batches one after the
+  // other. Measured first and again last (the first row of a run pays the warm-up); ratios are
+  // against the mean of the two.
+  const limitRow = async (label) => {
     const batches = makeBatches();
     const client = await pool.connect();
     const start = performance.now();
@@ -127,17 +176,14 @@ try {
         ],
       );
     }
-    report(
-      'limit: INSERT … SELECT unnest(…) per batch',
-      EVENTS,
-      (performance.now() - start) / 1000,
-    );
+    report(label, EVENTS, (performance.now() - start) / 1000);
     client.release();
-  }
-  await pool.query('TRUNCATE device_events');
+    await pool.query('TRUNCATE device_events');
+  };
+  if (!ONLY_PATH) await limitRow('limit: INSERT … SELECT unnest(…) per batch');
 
   // 2. storeBatch, the DB side of the controller's ingest, on the same kind of batches.
-  {
+  if (!ONLY_PATH) {
     const batches = makeBatches();
     const start = performance.now();
     let stored = 0;
@@ -154,44 +200,93 @@ try {
   await pool.query('TRUNCATE device_events');
 
   // 3. The whole path: publishers → Mosquitto → DeviceIngest (journal, batcher) → Postgres.
-  {
-    const journalDir = mkdtempSync(join(tmpdir(), 'pf-bench-ingest-'));
-    const clientId = `pf-bench-ctl-${randomUUID()}`;
-    const options = controllerSessionOptions(clientId);
-    const session = await connectBroker(MQTT, {
-      ...options,
-      properties: { ...options.properties, sessionExpiryInterval: 0 },
-    });
-    const ingest = new DeviceIngest({
-      journalDir,
-      withSession,
-      // Retained state/online messages of other runs on a shared broker are dropped as invalid.
-      log: pino({ level: 'error' }),
-      shareGroup: `bench-${clientId}`,
-    });
-    await ingest.subscribe(session.client, session.sharedSubscriptions);
+  // `live`: the controller is subscribed while the publishers run (they share the 2 cores with it).
+  // `backlog`: the events wait in the controller's broker session while it is away (as after a
+  // restart); timed from its connect until every event is in Postgres: the controller's own pace,
+  // with no publisher on the machine's cores. Needs a broker that queues them all (the private
+  // one: bench/mosquitto-unbounded.conf).
+  const spawnPublishers = async () => {
     const share = Math.ceil(EVENTS / PUBLISHERS);
     const children = [];
     for (let p = 0; p < PUBLISHERS; p++) {
       const n = Math.min(share, EVENTS - p * share);
-      const child = fork(new URL(import.meta.url).pathname, [
-        '--publisher',
-        prefix,
-        String(DEVICES),
-        String(p * share),
-        String(n),
-      ]);
-      const ready = new Promise((resolve) => child.once('message', resolve));
-      children.push({ child, ready });
+      const child = fork(
+        new URL(import.meta.url).pathname,
+        ['--publisher', prefix, String(DEVICES), String(p * share), String(n)],
+        { env: { ...process.env, BENCH_MQTT_URL: MQTT } },
+      );
+      children.push({ child, ready: new Promise((resolve) => child.once('message', resolve)) });
     }
     await Promise.all(children.map((c) => c.ready));
     const done = children.map(
       ({ child }) =>
         new Promise((resolve) => child.on('message', (m) => m.done && resolve(m.done))),
     );
-    const start = performance.now();
-    for (const { child } of children) child.send({ go: true });
-    const publishSeconds = Math.max(...(await Promise.all(done)));
+    return {
+      go: () => children.forEach(({ child }) => child.send({ go: true })),
+      done: async () => Math.max(...(await Promise.all(done))),
+    };
+  };
+  const wholePath = async (Ingest, label, mode, profile) => {
+    const journalDir = mkdtempSync(join(tmpdir(), 'pf-bench-ingest-'));
+    const clientId = `pf-bench-ctl-${randomUUID()}`;
+    const shareGroup = `bench-${clientId}`;
+    const options = controllerSessionOptions(clientId);
+    const connect = (prepare) =>
+      connectBroker(
+        MQTT,
+        { ...options, properties: { ...options.properties, sessionExpiryInterval: 600 } },
+        prepare,
+      );
+    const ingest = new Ingest({
+      journalDir,
+      withSession,
+      // Retained state/online messages of other runs on a shared broker are dropped as invalid.
+      log: pino({ level: 'error' }),
+      shareGroup,
+    });
+    // Listening before CONNACK. The earlier build has no listen(): in the backlog its receive is
+    // attached here; live, its subscribe() attaches it.
+    const listen = ingest.listen
+      ? (client) => ingest.listen(client)
+      : mode === 'backlog'
+        ? (client) => client.on('message', (topic, payload) => ingest.receive(topic, payload))
+        : undefined;
+    const publishers = await spawnPublishers();
+    let session;
+    let publishSeconds;
+    let start;
+    if (mode === 'backlog') {
+      const away = await connect();
+      await away.client.subscribeAsync(
+        ['state', 'events', 'online'].map((kind) => `$share/${shareGroup}/pf/v1/dev/+/${kind}`),
+        { qos: 1 },
+      );
+      await away.client.endAsync();
+      publishers.go();
+      publishSeconds = await publishers.done();
+    }
+    const inspector = profile ? new Session() : undefined;
+    if (inspector) {
+      inspector.connect();
+      await inspector.post('Profiler.enable');
+      await inspector.post('Profiler.start');
+    }
+    let cpu = process.cpuUsage();
+    if (mode === 'backlog') {
+      start = performance.now();
+      session = await connect(listen);
+      await ingest.replay();
+    } else {
+      session = await connect(listen);
+      await ingest.replay();
+      await ingest.subscribe(session.client, session.sharedSubscriptions);
+      start = performance.now();
+      cpu = process.cpuUsage();
+      publishers.go();
+      publishSeconds = await publishers.done();
+    }
+    const atPublished = { received: ingest.stats.received, stored: ingest.stats.stored.events };
     // Until every event is stored, or nothing new for 3 s (the broker may have dropped some).
     let last = ingest.stats.stored.events;
     let lastAt = performance.now();
@@ -203,28 +298,62 @@ try {
       }
     }
     const seconds = (lastAt - start) / 1000;
+    const used = process.cpuUsage(cpu);
+    if (inspector) {
+      const { profile: cpu } = await inspector.post('Profiler.stop');
+      writeFileSync(profile, JSON.stringify(cpu));
+      inspector.disconnect();
+    }
     const inDb = await count();
     console.log(
-      `  (publishers done after ${publishSeconds.toFixed(2)} s; received ${ingest.stats.received}, stored ${ingest.stats.stored.events}, rows ${inDb})`,
+      mode === 'live'
+        ? `  (publishers done after ${publishSeconds.toFixed(2)} s, when ${atPublished.received} were received and ${atPublished.stored} stored; in the end received ${ingest.stats.received}, stored ${ingest.stats.stored.events}, rows ${inDb})`
+        : `  (published while away in ${publishSeconds.toFixed(2)} s; received ${ingest.stats.received}, stored ${ingest.stats.stored.events}, rows ${inDb})`,
     );
     if (inDb < EVENTS)
       console.log(
         `  !! ${EVENTS - inDb} events never arrived: the broker dropped them (see below)`,
       );
-    report(
-      `DeviceIngest via Mosquitto (${MQTT}), ${PUBLISHERS} publisher processes, QoS 1`,
-      inDb,
-      seconds,
+    const how =
+      mode === 'live'
+        ? `${PUBLISHERS} publisher processes, QoS 1`
+        : 'backlog in its broker session, from connect';
+    report(`${label}, ${how}`, inDb, seconds);
+    console.log(
+      `  controller process CPU: ${((used.user + used.system) / 1000).toFixed(0)} ms (user ${(used.user / 1000).toFixed(0)}, system ${(used.system / 1000).toFixed(0)}), ${((used.user + used.system) / inDb).toFixed(1)} µs per event`,
     );
     await ingest.close();
-    await session.client.endAsync();
+    // Session expiry 0 on the way out: the broker forgets this run's session.
+    await session.client.endAsync(false, { properties: { sessionExpiryInterval: 0 } });
     rmSync(journalDir, { recursive: true, force: true });
+    await pool.query('TRUNCATE device_events');
+  };
+  const modes = (process.env.BENCH_MODES ?? 'live,backlog').split(',');
+  const Baseline = BASELINE
+    ? (await import(join(BASELINE, 'device-ingest.js'))).DeviceIngest
+    : undefined;
+  for (const mode of modes) {
+    if (Baseline)
+      await wholePath(Baseline, `before (${BASELINE.split('/').slice(-2).join('/')})`, mode);
+    await wholePath(
+      DeviceIngest,
+      `DeviceIngest via ${MQTT}`,
+      mode,
+      PROFILE && `${PROFILE}.${mode}`,
+    );
+    if (Baseline)
+      await wholePath(Baseline, `before (${BASELINE.split('/').slice(-2).join('/')})`, mode);
   }
 
-  const limit = results[0].rate;
-  for (const { label, rate } of results.slice(1))
-    console.log(`ratio ${label.split(',')[0]} / limit: ${(rate / limit).toFixed(2)}`);
+  if (!ONLY_PATH) {
+    await limitRow('limit again, after the rest');
+    const limit = (results[0].rate + results.at(-1).rate) / 2;
+    console.log(`limit (mean of both): ${Math.round(limit).toLocaleString('en')} events/s`);
+    for (const { label, rate } of results.slice(1, -1))
+      console.log(`ratio ${label} / limit: ${(rate / limit).toFixed(2)}`);
+  }
 } finally {
   await pool.end();
   await scratch.drop();
+  broker?.stop();
 }

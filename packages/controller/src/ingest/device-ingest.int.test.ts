@@ -77,15 +77,20 @@ describe('device ingest against Postgres and Mosquitto', () => {
   ) {
     const options = controllerSessionOptions(clientId);
     const { url, ...credentials } = broker;
-    const session = await connectBroker(url, {
-      ...options,
-      ...credentials,
-      properties: { ...options.properties, sessionExpiryInterval: 30 },
-    });
     // A share group of its own: other controllers on this broker (other tests, stale sessions of
     // earlier runs) would otherwise take their turn at this test's messages.
     const shareGroup = `test-${clientId}`;
     const ingest = new DeviceIngest({ journalDir, withSession, log, shareGroup, ...extra });
+    // Listening before CONNACK, as serve does: a resumed session delivers its queue at once.
+    const session = await connectBroker(
+      url,
+      {
+        ...options,
+        ...credentials,
+        properties: { ...options.properties, sessionExpiryInterval: 30 },
+      },
+      (client) => ingest.listen(client),
+    );
     await ingest.replay();
     await ingest.subscribe(session.client, session.sharedSubscriptions);
     return { session, ingest };
@@ -238,6 +243,48 @@ describe('device ingest against Postgres and Mosquitto', () => {
       await second.ingest.close();
       await Promise.all([second.session.client.endAsync(), pub.client.endAsync()]);
       await broker.stop();
+    }
+  });
+
+  it('reads no further from the broker while batches wait for a slow database, and on once they are stored', async () => {
+    const [device] = await addDevices(`slow-${randomUUID().slice(0, 6)}`, 1);
+    let open!: () => void;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    const stalled = async <T>(work: (session: SqlSession) => Promise<T>) => {
+      await opened;
+      return withSession(work);
+    };
+    const { session, ingest } = await ingestOn(
+      `pf-ctl-${randomUUID()}`,
+      mkdtempSync(join(tmpdir(), 'pf-ingest-')),
+      { withSession: stalled, maxBatch: 100 },
+    );
+    const pub = await publisher();
+    try {
+      const sent = Array.from({ length: 2000 }, () => event(device!));
+      await Promise.all(
+        sent.map((e) =>
+          pub.client.publishAsync(topics.events(device!), JSON.stringify(e), { qos: 1 }),
+        ),
+      );
+      // Until nothing more arrives: one batch at the database, two waiting (2 × maxBatch).
+      let seen = -1;
+      while (ingest.stats.received !== seen) {
+        seen = ingest.stats.received;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      expect(ingest.stats.received).toBeLessThanOrEqual(3 * 100 + 1);
+      open();
+      await until(
+        async () =>
+          (await count('SELECT count(*) AS n FROM device_events WHERE device_id = $1', [
+            device,
+          ])) === 2000,
+      );
+    } finally {
+      open();
+      await ingest.close();
+      await Promise.all([session.client.endAsync(), pub.client.endAsync()]);
     }
   });
 

@@ -28,6 +28,11 @@ export interface IngestStats {
   stored: IngestCounts;
 }
 
+interface Corkable {
+  cork(): void;
+  uncork(): void;
+}
+
 interface Item {
   seq: number;
   message: DecodedMessage;
@@ -39,6 +44,10 @@ interface Item {
  * per kind per batch. If the database fails, messages keep being journaled and acknowledged, and
  * are replayed from the journal, in order, once it answers again: nothing the broker handed over
  * is lost, and a controller restart resumes from the journal the same way.
+ *
+ * Until `replay` has stored what a previous process left, messages are only journaled: a
+ * persistent session hands over what waited for it right after CONNACK, before any SUBSCRIBE, so
+ * `listen` must be called before the connection opens (docs/decisions/004).
  */
 export class DeviceIngest {
   readonly stats: IngestStats = {
@@ -50,11 +59,19 @@ export class DeviceIngest {
   onStored: IngestOptions['onStored'];
   private readonly journal: IngestJournal;
   private readonly batcher: Batcher<Item>;
-  private degraded = false;
+  /** Messages go to the journal only (at start, and while the database is down); replay stores them. */
+  private journalOnly = true;
+  private readonly clients = new Set<MqttClient>();
+  /** Sockets whose PUBACKs wait for the journal write of this turn of the event loop. */
+  private readonly heldAcks = new Set<Corkable>();
+  /** MQTT.js's read of the next message, held while `maxWaiting` messages wait for the batcher. */
+  private blockedReads: (() => void)[] = [];
+  private readonly maxWaiting: number;
   private recovering: Promise<void> | undefined;
   private closed = false;
 
   constructor(private readonly options: IngestOptions) {
+    this.maxWaiting = 2 * (options.maxBatch ?? 2000);
     this.journal = IngestJournal.open(options.journalDir);
     this.batcher = new Batcher<Item>(
       (items) => this.flush(items),
@@ -63,13 +80,20 @@ export class DeviceIngest {
     );
   }
 
-  /** Stores what a previous process journaled but never committed. Call before subscribing. */
+  /**
+   * Stores what was journaled but not committed (by a previous process, or since `listen`), then
+   * lets new messages through the batcher. Call before subscribing.
+   */
   async replay(): Promise<number> {
     let replayed = 0;
     for (;;) {
-      // Read synchronously: a message that arrives after an empty read is batched as usual.
+      // Written and read synchronously: a message that arrives after an empty read is batched.
+      this.journal.write();
       const records = IngestJournal.uncommitted(this.options.journalDir);
-      if (records.length === 0) return replayed;
+      if (records.length === 0) {
+        this.journalOnly = false;
+        return replayed;
+      }
       for (let start = 0; start < records.length; start += 2000) {
         const chunk = records.slice(start, start + 2000);
         const items: Item[] = [];
@@ -78,15 +102,36 @@ export class DeviceIngest {
           if (decoded.ok) items.push({ seq: record.seq, message: decoded.message });
         }
         await this.write(items);
-        this.journal.commit(chunk.at(-1)!.seq);
+        await this.journal.commit(chunk.at(-1)!.seq);
       }
       replayed += records.length;
     }
   }
 
+  /**
+   * Takes the client's messages; call before it connects (connectBroker's `prepare`). Several
+   * clients may feed one ingest (a peer's broker session taken over, serve/peer-sessions.ts).
+   */
+  listen(client: MqttClient): void {
+    if (this.clients.has(client)) return;
+    this.clients.add(client);
+    client.on('message', (topic, payload) => this.receive(topic, payload, client));
+    // MQTT.js reads the next packet once this calls back. Holding it while batches wait keeps the
+    // rest in the broker and the socket, and leaves the event loop free for Postgres' answers.
+    client.handleMessage = (_packet, callback) => {
+      if (this.batcher.pending < this.maxWaiting || this.closed) callback();
+      else this.blockedReads.push(callback);
+    };
+  }
+
   /** Subscribes to the devices' topics: shared subscriptions where the broker offers them. */
   async subscribe(client: MqttClient, shared: boolean): Promise<void> {
-    client.on('message', (topic, payload) => this.receive(topic, payload));
+    this.listen(client);
+    await client.subscribeAsync(this.topicFilters(shared), { qos: 1 });
+  }
+
+  /** The topic filters `subscribe` uses. */
+  topicFilters(shared: boolean): string[] {
     const filters = [
       controllerSubscriptions.state,
       controllerSubscriptions.events,
@@ -94,12 +139,19 @@ export class DeviceIngest {
     ];
     const plain = filters.map((filter) => filter.replace(/^\$share\/[^/]+\//, ''));
     const group = this.options.shareGroup ?? 'podfleet';
-    const grouped = plain.map((filter) => `$share/${group}/${filter}`);
-    await client.subscribeAsync(shared ? grouped : plain, { qos: 1 });
+    return shared ? plain.map((filter) => `$share/${group}/${filter}`) : plain;
   }
 
-  /** One MQTT message; synchronous, so that MQTT.js acknowledges it only after the journal write. */
-  receive(topic: string, payload: Buffer): void {
+  /** Whether MQTT.js's reading is held for the batcher (see `listen`). */
+  get holdingReads(): boolean {
+    return this.blockedReads.length > 0;
+  }
+
+  /**
+   * One MQTT message. MQTT.js writes its PUBACK right after this returns; the PUBACKs of one turn
+   * of the event loop are held in the corked socket until their records are written together.
+   */
+  receive(topic: string, payload: Buffer, from?: MqttClient): void {
     if (this.closed) return;
     this.stats.received++;
     const decoded = decodeDeviceMessage(topic, payload);
@@ -112,7 +164,8 @@ export class DeviceIngest {
       return;
     }
     const seq = this.journal.append(topic, payload);
-    if (!this.degraded) this.batcher.add({ seq, message: decoded.message });
+    this.holdAcks(from);
+    if (!this.journalOnly) this.batcher.add({ seq, message: decoded.message });
   }
 
   /** Stores everything received so far. */
@@ -123,24 +176,62 @@ export class DeviceIngest {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.releaseRead();
+    this.writeHeld();
     await this.batcher.close();
     await this.recovering;
-    this.journal.close();
+    await this.journal.close();
   }
 
+  private holdAcks(from: MqttClient | undefined): void {
+    const socket: Partial<Corkable> | undefined = from?.stream;
+    if (typeof socket?.cork !== 'function' || typeof socket.uncork !== 'function') {
+      this.journal.write(); // nothing to hold the PUBACK in: write before it goes out
+      return;
+    }
+    if (this.heldAcks.has(socket as Corkable)) return;
+    if (this.heldAcks.size === 0) setImmediate(this.writeHeld);
+    socket.cork();
+    this.heldAcks.add(socket as Corkable);
+  }
+
+  /** A failed write throws here, ending the process before the held PUBACKs are sent. */
+  private readonly writeHeld = (): void => {
+    this.journal.write();
+    const sockets = [...this.heldAcks];
+    this.heldAcks.clear();
+    for (const socket of sockets) socket.uncork();
+  };
+
   private async flush(items: Item[]): Promise<void> {
-    if (this.degraded) return; // already in the journal; recovery replays it
+    if (this.journalOnly) return; // already in the journal; recovery replays it
     try {
+      this.releaseRead();
       await this.write(items);
-      this.journal.commit(items.at(-1)!.seq);
+      this.journal
+        .commit(items.at(-1)!.seq)
+        .catch((error: unknown) =>
+          this.options.log.warn(
+            { err: error },
+            'ingest journal checkpoint failed; retried next batch',
+          ),
+        );
     } catch (error) {
       this.options.log.error(
         { err: error },
         'storing device messages failed; replaying from the journal when the database answers',
       );
-      this.degraded = true;
+      this.journalOnly = true;
+      this.releaseRead();
       this.recovering = this.recover();
     }
+  }
+
+  /** Reads on once the batcher has taken a batch (or when ingest stops feeding it). */
+  private releaseRead(): void {
+    const reads = this.blockedReads;
+    this.blockedReads = [];
+    for (const read of reads) read();
   }
 
   private async recover(): Promise<void> {
@@ -148,7 +239,7 @@ export class DeviceIngest {
     for (;;) {
       await this.batcher.drain(); // flushes queued before the failure return at once
       try {
-        await this.catchUp();
+        await this.replay();
         this.options.log.info('database answers again; device messages caught up from the journal');
         return;
       } catch {
@@ -157,12 +248,6 @@ export class DeviceIngest {
         await new Promise((resolve) => setTimeout(resolve, retryMs));
       }
     }
-  }
-
-  /** Replays the journal until it is empty, then leaves degraded mode in the same tick. */
-  private async catchUp(): Promise<void> {
-    await this.replay();
-    this.degraded = false;
   }
 
   private async write(items: Item[]): Promise<void> {
@@ -178,6 +263,7 @@ export class DeviceIngest {
     this.stats.stored.events += counts.events;
     this.stats.stored.online += counts.online;
     this.stats.stored.unknownDevices += counts.unknownDevices;
+    this.options.log.debug(counts, 'device messages stored');
     (this.onStored ?? this.options.onStored)?.(batch, counts);
   }
 }

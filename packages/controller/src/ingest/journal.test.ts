@@ -8,14 +8,15 @@ const fresh = () => mkdtempSync(join(tmpdir(), 'podfleet-journal-'));
 const payloads = (records: { payload: Buffer }[]) => records.map((r) => r.payload.toString());
 
 describe('IngestJournal', () => {
-  it('gives back what a crashed process wrote but never committed, in order', () => {
+  it('gives back what a crashed process wrote but never committed, in order', async () => {
     const dir = fresh();
     const journal = IngestJournal.open(dir);
     const seqs = ['a', 'b', 'c', 'd'].map((p) =>
       journal.append('pf/v1/dev/x/events', Buffer.from(p)),
     );
     expect(seqs).toEqual([1, 2, 3, 4]);
-    journal.commit(2);
+    journal.write();
+    await journal.commit(2);
     // No close(): the process died.
     const left = IngestJournal.uncommitted(dir);
     expect(left.map((r) => [r.seq, r.topic])).toEqual([
@@ -25,34 +26,62 @@ describe('IngestJournal', () => {
     expect(payloads(left)).toEqual(['c', 'd']);
   });
 
-  it('continues the sequence after a restart, so replayed and new records commit in order', () => {
+  it('continues the sequence after a restart, so replayed and new records commit in order', async () => {
     const dir = fresh();
     const first = IngestJournal.open(dir);
     first.append('t', Buffer.from('1'));
     first.append('t', Buffer.from('2'));
+    first.write();
     const second = IngestJournal.open(dir);
     expect(second.append('t', Buffer.from('3'))).toBe(3);
-    second.commit(3);
+    second.write();
+    await second.commit(3);
     expect(IngestJournal.uncommitted(dir)).toEqual([]);
+  });
+
+  it('holds appended records until write, then puts them all in the file', () => {
+    const dir = fresh();
+    const journal = IngestJournal.open(dir);
+    journal.append('t', Buffer.from('1'));
+    journal.append('t', Buffer.from('2'));
+    expect(journal.pending).toBe(true);
+    expect(IngestJournal.uncommitted(dir)).toEqual([]);
+    journal.write();
+    expect(journal.pending).toBe(false);
+    expect(payloads(IngestJournal.uncommitted(dir))).toEqual(['1', '2']);
+  });
+
+  it('never moves the checkpoint back when commits are asked for out of order', async () => {
+    const dir = fresh();
+    const journal = IngestJournal.open(dir);
+    for (const p of ['1', '2', '3', '4', '5']) journal.append('t', Buffer.from(p));
+    journal.write();
+    const commits = [journal.commit(1), journal.commit(4), journal.commit(3), journal.commit(2)];
+    await Promise.all(commits);
+    expect(payloads(IngestJournal.uncommitted(dir))).toEqual(['5']);
   });
 
   it('ignores a torn frame at the end of a segment (a crash in the middle of a write)', () => {
     const dir = fresh();
     const journal = IngestJournal.open(dir);
     journal.append('t', Buffer.from('whole'));
+    journal.write();
     const [segment] = readdirSync(dir).filter((name) => name.startsWith('segment-'));
     appendFileSync(join(dir, segment!), Buffer.from([5, 0, 0, 0, 9, 0]));
     expect(payloads(IngestJournal.uncommitted(dir))).toEqual(['whole']);
   });
 
-  it('starts new segments and deletes the ones whose records are all committed', () => {
+  it('starts new segments and deletes the ones whose records are all committed', async () => {
     const dir = fresh();
     const journal = IngestJournal.open(dir, 64);
-    for (let i = 1; i <= 20; i++) journal.append('pf/v1/dev/x/state', Buffer.from(`record-${i}`));
+    for (let i = 1; i <= 20; i++) {
+      journal.append('pf/v1/dev/x/state', Buffer.from(`record-${i}`));
+      journal.write();
+    }
     const segments = () => readdirSync(dir).filter((name) => name.startsWith('segment-')).length;
     const before = segments();
     expect(before).toBeGreaterThan(3);
-    journal.commit(15);
+    await journal.commit(15);
     expect(segments()).toBeLessThan(before);
     expect(payloads(IngestJournal.uncommitted(dir))).toEqual([
       'record-16',
@@ -68,6 +97,7 @@ describe('IngestJournal', () => {
     const journal = IngestJournal.open(dir);
     const bytes = Buffer.from([0, 255, 10, 13, 0]);
     journal.append('t', bytes);
+    journal.write();
     expect(IngestJournal.uncommitted(dir)[0]!.payload.equals(bytes)).toBe(true);
   });
 });

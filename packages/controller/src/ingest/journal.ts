@@ -5,11 +5,9 @@ import {
   openSync,
   readFileSync,
   readdirSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
   writeSync,
 } from 'node:fs';
+import { open, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** One received MQTT message, as journaled before the broker is told it arrived. */
@@ -29,14 +27,23 @@ const HEADER = 12; // u32 topic length, u32 payload length, u32 checksum
  *
  * Why a local file: MQTT.js handles one message at a time and sends PUBACK when the handler
  * returns, so holding the PUBACK until a batch reaches Postgres would ingest one message per batch.
- * A write() to the page cache survives a crash of the process; `fsync` runs at every commit.
+ * A write() to the page cache survives a crash of the process. `append` only frames a record;
+ * `write` puts every framed record into the file with one system call, and the caller holds the
+ * PUBACKs until it has (device-ingest.ts). `commit` runs off the event loop: an fsync of the
+ * segment (narrowing what a crash of the machine can take) and the checkpoint, one at a time.
  */
 export class IngestJournal {
   private fd: number;
   private segmentStart: number;
   private segmentBytes = 0;
+  private readonly segments: number[];
   private nextSeq: number;
+  private unwritten: Buffer[] = [];
+  private unwrittenBytes = 0;
+  /** The highest sequence number in the checkpoint file, and the one asked for. */
   private committed: number;
+  private commitTarget: number;
+  private committing: Promise<void> | undefined;
 
   private constructor(
     private readonly dir: string,
@@ -44,11 +51,12 @@ export class IngestJournal {
   ) {
     mkdirSync(dir, { recursive: true });
     this.committed = readCheckpoint(dir);
-    const segments = listSegments(dir);
-    const last = segments.at(-1);
+    this.commitTarget = this.committed;
+    this.segments = listSegments(dir);
+    const last = this.segments.at(-1);
     this.nextSeq = Math.max(this.committed + 1, last === undefined ? 1 : lastSeqIn(dir, last) + 1);
     this.segmentStart = this.nextSeq;
-    this.fd = openSync(segmentPath(dir, this.segmentStart), 'a');
+    this.fd = this.openSegment();
   }
 
   /** A new segment starts once the current one holds `maxSegmentBytes`. */
@@ -68,48 +76,105 @@ export class IngestJournal {
     return records;
   }
 
-  /** Writes one message; returns its sequence number. */
+  /** Frames one message for the next `write`; returns its sequence number. */
   append(topic: string, payload: Buffer): number {
-    if (this.segmentBytes >= this.maxSegmentBytes) this.rotate();
-    const topicBytes = Buffer.from(topic);
-    const frame = Buffer.allocUnsafe(HEADER + topicBytes.length + payload.length);
-    frame.writeUInt32LE(topicBytes.length, 0);
+    const topicLength = Buffer.byteLength(topic);
+    const frame = Buffer.allocUnsafe(HEADER + topicLength + payload.length);
+    frame.writeUInt32LE(topicLength, 0);
     frame.writeUInt32LE(payload.length, 4);
-    topicBytes.copy(frame, HEADER);
-    payload.copy(frame, HEADER + topicBytes.length);
-    frame.writeUInt32LE(checksum(frame.subarray(HEADER)), 8);
-    writeSync(this.fd, frame);
-    this.segmentBytes += frame.length;
+    frame.write(topic, HEADER);
+    payload.copy(frame, HEADER + topicLength);
+    frame.writeUInt32LE(checksum(frame, HEADER), 8);
+    this.unwritten.push(frame);
+    this.unwrittenBytes += frame.length;
     return this.nextSeq++;
   }
 
-  /** Everything up to and including `seq` is in Postgres. */
-  commit(seq: number): void {
-    if (seq <= this.committed) return;
+  /** Whether appended records wait for `write`. */
+  get pending(): boolean {
+    return this.unwritten.length > 0;
+  }
+
+  /** Writes every appended record to the file, with one system call. */
+  write(): void {
+    if (this.unwritten.length === 0) return;
+    if (this.segmentBytes >= this.maxSegmentBytes)
+      this.rotate(this.nextSeq - this.unwritten.length);
+    const frames =
+      this.unwritten.length === 1
+        ? this.unwritten[0]!
+        : Buffer.concat(this.unwritten, this.unwrittenBytes);
+    this.unwritten = [];
+    this.unwrittenBytes = 0;
+    let offset = 0;
+    while (offset < frames.length) offset += writeSync(this.fd, frames, offset);
+    this.segmentBytes += frames.length;
+  }
+
+  /**
+   * Everything up to and including `seq` is in Postgres. Resolves once a checkpoint at least as
+   * far is on disk; commits asked for while one runs are folded into the next.
+   */
+  commit(seq: number): Promise<void> {
+    if (seq > this.commitTarget) this.commitTarget = seq;
+    if (!this.committing && this.commitTarget > this.committed)
+      this.committing = this.commitPending();
+    return this.committing ?? Promise.resolve();
+  }
+
+  async close(): Promise<void> {
+    this.write();
+    await this.committing;
     fsyncSync(this.fd);
-    this.committed = seq;
-    const temporary = join(this.dir, 'checkpoint.tmp');
-    writeFileSync(temporary, String(seq));
-    renameSync(temporary, join(this.dir, 'checkpoint'));
-    // Segments whose every record is committed are no longer needed.
-    const segments = listSegments(this.dir);
-    for (let i = 0; i + 1 < segments.length; i++) {
-      if (segments[i + 1]! - 1 <= seq && segments[i] !== this.segmentStart)
-        rmSync(segmentPath(this.dir, segments[i]!));
+    closeSync(this.fd);
+  }
+
+  private async commitPending(): Promise<void> {
+    try {
+      while (this.commitTarget > this.committed) {
+        const seq = this.commitTarget;
+        // Another descriptor of the same file: fsync flushes the file, and rotate() may close ours.
+        const segment = await open(segmentPath(this.dir, this.segmentStart), 'r');
+        try {
+          await segment.sync();
+        } finally {
+          await segment.close();
+        }
+        const temporary = join(this.dir, 'checkpoint.tmp');
+        await writeFile(temporary, String(seq));
+        await rename(temporary, join(this.dir, 'checkpoint'));
+        this.committed = seq;
+        await this.dropCommittedSegments();
+      }
+    } finally {
+      // In the same turn as the loop's last check, so that a later commit() starts a new run.
+      this.committing = undefined;
     }
   }
 
-  close(): void {
-    fsyncSync(this.fd);
-    closeSync(this.fd);
+  /** Segments whose every record is committed are no longer needed. */
+  private async dropCommittedSegments(): Promise<void> {
+    while (
+      this.segments.length > 1 &&
+      this.segments[1]! - 1 <= this.committed &&
+      this.segments[0] !== this.segmentStart
+    ) {
+      const start = this.segments.shift()!;
+      await rm(segmentPath(this.dir, start), { force: true });
+    }
   }
 
-  private rotate(): void {
+  private rotate(start: number): void {
     fsyncSync(this.fd);
     closeSync(this.fd);
-    this.segmentStart = this.nextSeq;
+    this.segmentStart = start;
     this.segmentBytes = 0;
-    this.fd = openSync(segmentPath(this.dir, this.segmentStart), 'a');
+    this.fd = this.openSegment();
+  }
+
+  private openSegment(): number {
+    if (this.segments.at(-1) !== this.segmentStart) this.segments.push(this.segmentStart);
+    return openSync(segmentPath(this.dir, this.segmentStart), 'a');
   }
 }
 
@@ -140,7 +205,14 @@ function lastSeqIn(dir: string, start: number): number {
 
 /** The records of a segment; a torn frame at the end (a crash mid-write) ends it. */
 function readSegment(dir: string, start: number): JournalRecord[] {
-  const data = readFileSync(segmentPath(dir, start));
+  let data: Buffer;
+  try {
+    data = readFileSync(segmentPath(dir, start));
+  } catch (error) {
+    // Deleted by a commit since it was listed: every record in it was committed.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
   const records: JournalRecord[] = [];
   let offset = 0;
   let seq = start;
@@ -149,21 +221,21 @@ function readSegment(dir: string, start: number): JournalRecord[] {
     const payloadLength = data.readUInt32LE(offset + 4);
     const end = offset + HEADER + topicLength + payloadLength;
     if (end > data.length) break;
-    const body = data.subarray(offset + HEADER, end);
-    if (checksum(body) !== data.readUInt32LE(offset + 8)) break;
+    if (checksum(data.subarray(offset, end), HEADER) !== data.readUInt32LE(offset + 8)) break;
+    const body = offset + HEADER;
     records.push({
       seq: seq++,
-      topic: body.subarray(0, topicLength).toString(),
-      payload: Buffer.from(body.subarray(topicLength)),
+      topic: data.toString('utf8', body, body + topicLength),
+      payload: Buffer.from(data.subarray(body + topicLength, end)),
     });
     offset = end;
   }
   return records;
 }
 
-/** FNV-1a: enough to tell a torn write from a whole frame. */
-function checksum(bytes: Buffer): number {
+/** FNV-1a of `bytes` from `from` on: enough to tell a torn write from a whole frame. */
+function checksum(bytes: Buffer, from: number): number {
   let hash = 0x811c9dc5;
-  for (let i = 0; i < bytes.length; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193);
+  for (let i = from; i < bytes.length; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193);
   return hash >>> 0;
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '@podfleet/shared';
-import { connectBroker } from './connect.js';
+import { connectBroker, controllerSessionOptions } from './connect.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
 
 const MOSQUITTO = process.env.PODFLEET_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
@@ -58,6 +58,71 @@ describe('brokers', () => {
     } finally {
       await Promise.all([sender, ...controllers].map(({ client }) => client.endAsync()));
     }
+  });
+
+  describe('Mosquitto and a shared subscription whose members are away (docs/decisions/004)', () => {
+    /** A controller-like persistent session on `filter`, then gone, its session kept. */
+    async function memberAway(clientId: string, filter: string): Promise<void> {
+      const member = await connectBroker(MOSQUITTO, controllerSessionOptions(clientId, 60));
+      await member.client.subscribeAsync(filter, { qos: 1 });
+      member.client.end(true);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+
+    /** The member back with its session: what it is handed before it subscribes to anything. */
+    async function memberBack(clientId: string, all: (got: number) => boolean): Promise<string[]> {
+      const received: string[] = [];
+      const member = await connectBroker(
+        MOSQUITTO,
+        controllerSessionOptions(clientId, 0),
+        (client) => client.on('message', (_t, payload) => received.push(payload.toString())),
+      );
+      const deadline = Date.now() + 5000;
+      while (!all(received.length) && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, 200)); // anything beyond `all`
+      await member.client.endAsync();
+      return received;
+    }
+
+    it('keeps their turns queued in their sessions and hands them over on return, before any SUBSCRIBE', async () => {
+      const tag = randomUUID().slice(0, 8);
+      const topic = topics.events(`dev-${tag}`);
+      const filter = `$share/test-${tag}/${topic}`;
+      const [a, b] = [`pf-test-a-${tag}`, `pf-test-b-${tag}`];
+      await memberAway(a, filter);
+      await memberAway(b, filter);
+      const sender = await connectBroker(MOSQUITTO, { clientId: `pf-test-${randomUUID()}` });
+      const sent = Array.from({ length: 20 }, (_, i) => `event-${i}`);
+      for (const payload of sent) await sender.client.publishAsync(topic, payload, { qos: 1 });
+      await sender.client.endAsync();
+      const toA = await memberBack(a, (got) => got > 0);
+      const toB = await memberBack(b, (got) => toA.length + got >= sent.length);
+      // Round robin over the members, online or not: nothing lost, nothing twice.
+      expect([...toA, ...toB].sort()).toEqual([...sent].sort());
+      expect(toA.length).toBeGreaterThan(0);
+      expect(toB.length).toBeGreaterThan(0);
+    });
+
+    it('gives a member that is away its turns even while another member is connected', async () => {
+      const tag = randomUUID().slice(0, 8);
+      const topic = topics.events(`dev-${tag}`);
+      const filter = `$share/test-${tag}/${topic}`;
+      const away = `pf-test-away-${tag}`;
+      await memberAway(away, filter);
+      const online = await connectBroker(MOSQUITTO, { clientId: `pf-test-on-${tag}` });
+      const toOnline: string[] = [];
+      online.client.on('message', (_t, payload) => toOnline.push(payload.toString()));
+      await online.client.subscribeAsync(filter, { qos: 1 });
+      const sender = await connectBroker(MOSQUITTO, { clientId: `pf-test-${randomUUID()}` });
+      const sent = Array.from({ length: 20 }, (_, i) => `event-${i}`);
+      for (const payload of sent) await sender.client.publishAsync(topic, payload, { qos: 1 });
+      await sender.client.endAsync();
+      const toAway = await memberBack(away, (got) => toOnline.length + got >= sent.length);
+      await online.client.endAsync();
+      expect(toAway.length).toBeGreaterThan(0);
+      expect([...toOnline, ...toAway].sort()).toEqual([...sent].sort());
+    });
   });
 
   it('the embedded broker keeps a retained manifest for a device that subscribes later', async () => {

@@ -10,14 +10,22 @@ export interface BrokerSession {
  * Connects with MQTT 5 and reads what the broker offers from its CONNACK. Rejects with the
  * broker's reason when the first connection fails (a bad URL or refused credentials should stop
  * the controller at start, not retry forever); later drops reconnect on their own.
+ *
+ * `prepare` runs before the connection opens: a resumed persistent session delivers what waited
+ * for it right after CONNACK, and MQTT.js acknowledges a message even when nobody listens.
  */
-export function connectBroker(url: string, options: IClientOptions = {}): Promise<BrokerSession> {
+export function connectBroker(
+  url: string,
+  options: IClientOptions = {},
+  prepare?: (client: MqttClient) => void,
+): Promise<BrokerSession> {
   const client = mqtt.connect(url, {
     protocolVersion: 5,
     reconnectPeriod: 1000,
     connectTimeout: 10_000,
     ...options,
   });
+  prepare?.(client);
   return new Promise((resolve, reject) => {
     const fail = (error: Error) => {
       client.removeListener('connect', connected);

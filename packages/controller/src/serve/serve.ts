@@ -18,6 +18,7 @@ import { RolloutEngine } from '../rollouts/engine.js';
 import { loadRolloutOverrides } from '../rollouts/overrides.js';
 import { rolloutRoutes } from '../rollouts/routes.js';
 import type { ServeConfig } from './config.js';
+import { PeerSessions } from './peer-sessions.js';
 import { sessionRunner } from './sessions.js';
 
 export interface RunningController {
@@ -82,9 +83,34 @@ export async function startController(
       cleanups.push(() => embedded!.close());
       mqttUrl = embedded.url;
     }
+    const withSession = sessionRunner(db, config.DATABASE_URL, (error) =>
+      logger.warn({ err: error }, 'idle database connection lost'),
+    );
+    cleanups.push(() => withSession.close());
+    const ingest = new DeviceIngest({
+      journalDir: join(config.PODFLEET_DATA, 'ingest-journal'),
+      withSession: withSession.run,
+      log: logger,
+      shareGroup: config.PODFLEET_SHARE_GROUP,
+    });
+    // Runs after the broker connection ends (cleanups go newest first): nothing arrives unjournaled.
+    cleanups.push(() => ingest.close());
+    // This controller's lock, before its broker session: a peer may be draining that session (004).
+    const peers = config.DATABASE_URL
+      ? await PeerSessions.start({
+          databaseUrl: config.DATABASE_URL,
+          brokerUrl: mqttUrl,
+          controllerId: config.PODFLEET_CONTROLLER_ID,
+          ingest,
+          log: logger,
+        })
+      : undefined;
+    if (peers) cleanups.push(() => peers.close());
+    // Listening before CONNACK: what waited in the broker session for this controller comes first.
     const broker: BrokerSession = await connectBroker(
       mqttUrl,
       controllerSessionOptions(config.PODFLEET_CONTROLLER_ID, config.PODFLEET_MQTT_SESSION_EXPIRY),
+      (client) => ingest.listen(client),
     );
     cleanups.push(() => broker.client.endAsync());
     // MQTT.js reconnects on its own; an error event without a listener would end the process.
@@ -99,20 +125,10 @@ export async function startController(
     await commands.start();
     cleanups.push(async () => commands.close());
 
-    const withSession = sessionRunner(db, config.DATABASE_URL, (error) =>
-      logger.warn({ err: error }, 'idle database connection lost'),
-    );
-    cleanups.push(() => withSession.close());
-    const ingest = new DeviceIngest({
-      journalDir: join(config.PODFLEET_DATA, 'ingest-journal'),
-      withSession: withSession.run,
-      log: logger,
-      shareGroup: config.PODFLEET_SHARE_GROUP,
-    });
     const replayed = await ingest.replay();
     if (replayed > 0) logger.info({ replayed }, 'ingest journal replayed');
     await ingest.subscribe(broker.client, broker.sharedSubscriptions);
-    cleanups.push(() => ingest.close());
+    if (broker.sharedSubscriptions) peers?.watch();
 
     const { key, created } = loadSigningKey(config, config.PODFLEET_DATA);
     if (created) logger.info({ keyId: key.keyId }, 'manifest signing key created');
