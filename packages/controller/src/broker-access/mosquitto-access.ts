@@ -84,7 +84,8 @@ export function signalReload(pidFile: string): () => Promise<void> {
       throw new Error(`broker pid file ${pidFile}: ${error.code ?? error.message}`);
     });
     const pid = Number(text.trim());
-    if (!Number.isSafeInteger(pid) || pid <= 1) {
+    // 1 is allowed: in a container Mosquitto is its namespace's first process (docker-compose.yml).
+    if (!Number.isSafeInteger(pid) || pid < 1) {
       throw new Error(`broker pid file ${pidFile}: not a pid: ${JSON.stringify(text.trim())}`);
     }
     try {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ensureAdminToken, writeAdminToken } from '../auth/bootstrap.js';
-import { allRoutes } from '../http/routes.js';
+import { apiRoutes } from '../http/routes.js';
 import { ConfigError, readServeConfig } from '../serve/config.js';
 import { startController } from '../serve/serve.js';
 import { CliError, EXIT, type CliIo } from './io.js';
@@ -33,7 +33,7 @@ Environment:
         if (error instanceof ConfigError) throw new CliError(error.lines);
         throw error;
       }
-      const controller = await startController(config, allRoutes).catch((error: Error) => {
+      const controller = await startController(config, apiRoutes).catch((error: Error) => {
         throw new CliError([error.message], EXIT.failed);
       });
       const token = await ensureAdminToken(controller.db.prisma);

@@ -39,6 +39,14 @@ export const ServeConfig = z.object({
   /** A device not heard from for this many seconds is offline. */
   PODFLEET_OFFLINE_AFTER: z.coerce.number().int().min(10).default(180),
   PODFLEET_SIGNING_KEY: z.string().optional(),
+  // Per-device broker accounts and TLS to the broker: checked, naming the variable, by
+  // broker-access/config.ts and broker-access/tls-options.ts (docs/security.md).
+  PODFLEET_BROKER_PASSWORD_FILE: z.string().optional(),
+  PODFLEET_BROKER_PID_FILE: z.string().optional(),
+  PODFLEET_BROKER_PASSWORD_BASE: z.string().optional(),
+  PODFLEET_MQTT_CA_FILE: z.string().optional(),
+  PODFLEET_MQTT_CERT_FILE: z.string().optional(),
+  PODFLEET_MQTT_KEY_FILE: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type ServeConfig = z.output<typeof ServeConfig>;

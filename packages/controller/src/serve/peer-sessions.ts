@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import type { IClientOptions } from 'mqtt';
 import type { DeviceIngest } from '../ingest/device-ingest.js';
 import { connectBroker } from '../mqtt/connect.js';
 
@@ -13,6 +14,8 @@ export interface PeerSessionOptions {
   databaseUrl: string;
   /** The broker URL the controller connects with (its credentials included). */
   brokerUrl: string;
+  /** TLS options of the controller's own connection (a private CA, a client certificate). */
+  brokerOptions?: IClientOptions;
   controllerId: string;
   ingest: DeviceIngest;
   log: Logger;
@@ -129,6 +132,7 @@ export class PeerSessions {
     const { client } = await connectBroker(
       this.options.brokerUrl,
       {
+        ...this.options.brokerOptions,
         clientId: id,
         clean: false,
         reconnectPeriod: 0,

@@ -1,12 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics, verifyManifest, type StateReport } from '@podfleet/shared';
+import mqtt from 'mqtt';
+import { ensureAdminToken } from '../auth/bootstrap.js';
+import { signalReload } from '../broker-access/mosquitto-access.js';
+import { mosquittoPasswordHash } from '../broker-access/mosquitto-password.js';
+import { renderPasswordFile } from '../broker-access/password-file.js';
+import { startManagedMosquitto } from '../broker-access/testing.js';
 import { createScratchDatabase, type ScratchDatabase } from '../db/testing.js';
+import { apiRoutes } from '../http/routes.js';
 import { connectBroker } from '../mqtt/connect.js';
 import { readServeConfig } from './config.js';
 import { startController, type RunningController } from './serve.js';
@@ -177,4 +185,62 @@ describe('podfleet serve', () => {
       'embedded broker: 127.0.0.1:1883 is in use',
     );
   }, 120_000);
+
+  it('enrolls a device with its own broker account when the broker password file is configured', async () => {
+    const broker = await startManagedMosquitto();
+    const login = { username: 'podfleet-controller', password: 'controller-secret' };
+    try {
+      // The broker knows the controller's account before it first connects (the compose
+      // entrypoint does this); from then on the controller writes the file.
+      await writeFile(
+        broker.passwordFile,
+        renderPasswordFile([
+          { username: login.username, hash: mosquittoPasswordHash(login.password) },
+        ]),
+      );
+      await signalReload(broker.pidFile)();
+      const config = {
+        ...onPostgres(),
+        MQTT_URL: `mqtt://${login.username}:${login.password}@127.0.0.1:${broker.port}`,
+        PODFLEET_BROKER_PASSWORD_FILE: broker.passwordFile,
+        PODFLEET_BROKER_PID_FILE: broker.pidFile,
+      };
+      const controller = await startController(config, apiRoutes, log);
+      try {
+        const admin = await ensureAdminToken(controller.db.prisma);
+        const call = (path: string, body: unknown, token?: string) =>
+          fetch(`${controller.url}${path}`, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              ...(token ? { authorization: `Bearer ${token}` } : {}),
+            },
+            body: JSON.stringify(body),
+          });
+        const token = (await (
+          await call('/v1/enrollment-tokens', { ttl: '1h' }, admin)
+        ).json()) as {
+          token: string;
+        };
+        const device = `serve-${randomUUID().slice(0, 8)}`;
+        const enrolled = await call('/v1/enroll', { token: token.token, device });
+        expect(enrolled.status).toBe(201);
+        const { credentials } = (await enrolled.json()) as {
+          credentials: { broker?: { username: string; password: string } };
+        };
+        expect(credentials.broker?.username).toBe(device);
+        // The issued account works on the broker (the file was written and reloaded).
+        const client = await mqtt.connectAsync(broker.url, {
+          ...credentials.broker,
+          protocolVersion: 5,
+          reconnectPeriod: 0,
+        });
+        await client.endAsync();
+      } finally {
+        await controller.close();
+      }
+    } finally {
+      await broker.stop();
+    }
+  });
 });

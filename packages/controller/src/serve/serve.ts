@@ -5,7 +5,13 @@ import { pino, type Logger } from 'pino';
 import { openDatabase, type Database } from '../db/client.js';
 import { DesiredSync } from '../desired/sync.js';
 import { dashboardPage } from '../dashboard/plugin.js';
+import { brokerAccessFromEnv } from '../broker-access/config.js';
+import { brokerCredentialIssuer } from '../broker-access/issuer.js';
+import { brokerTlsOptions } from '../broker-access/tls-options.js';
 import { buildApp, type RoutePlugin } from '../http/app.js';
+import type { ApiOptions } from '../http/routes.js';
+import { controllerKeyIssuer } from '../keys/controller-key-issuer.js';
+import { resignManifests } from '../keys/resign.js';
 import { DeviceIngest } from '../ingest/device-ingest.js';
 import { markSilentDevicesOffline } from '../ingest/store.js';
 import { loadSigningKey } from '../keys/signing-key.js';
@@ -44,7 +50,12 @@ export interface RunningController {
  */
 export async function startController(
   config: ServeConfig,
-  routes: RoutePlugin[],
+  /**
+   * The API's route plugins; as a function (`apiRoutes`), they get the credential issuers that
+   * enrollment needs: the controller key, and broker accounts when the broker's password file is
+   * configured (PODFLEET_BROKER_PASSWORD_FILE).
+   */
+  routes: RoutePlugin[] | ((options: ApiOptions) => RoutePlugin[]),
   log?: Logger,
 ): Promise<RunningController> {
   const logger = log ?? pino({ level: config.LOG_LEVEL });
@@ -96,10 +107,17 @@ export async function startController(
     // Runs after the broker connection ends (cleanups go newest first): nothing arrives unjournaled.
     cleanups.push(() => ingest.close());
     // This controller's lock, before its broker session: a peer may be draining that session (004).
+    // A private CA or a client certificate for mqtts:// (docs/security.md); empty otherwise.
+    const tls = brokerTlsOptions(config);
+    // Device broker accounts: the password file written from the database before anything
+    // connects (what changed while the controller was away, e.g. a revocation, takes effect now).
+    const access = brokerAccessFromEnv(config);
+    if (access) await access.sync(db.prisma);
     const peers = config.DATABASE_URL
       ? await PeerSessions.start({
           databaseUrl: config.DATABASE_URL,
           brokerUrl: mqttUrl,
+          brokerOptions: tls,
           controllerId: config.PODFLEET_CONTROLLER_ID,
           ingest,
           log: logger,
@@ -109,7 +127,13 @@ export async function startController(
     // Listening before CONNACK: what waited in the broker session for this controller comes first.
     const broker: BrokerSession = await connectBroker(
       mqttUrl,
-      controllerSessionOptions(config.PODFLEET_CONTROLLER_ID, config.PODFLEET_MQTT_SESSION_EXPIRY),
+      {
+        ...tls,
+        ...controllerSessionOptions(
+          config.PODFLEET_CONTROLLER_ID,
+          config.PODFLEET_MQTT_SESSION_EXPIRY,
+        ),
+      },
       (client) => ingest.listen(client),
     );
     cleanups.push(() => broker.client.endAsync());
@@ -134,6 +158,10 @@ export async function startController(
     if (created) logger.info({ keyId: key.keyId }, 'manifest signing key created');
     // What agents (and `podfleet-agent sim --key`) trust: the public half, beside the data.
     writeFileSync(join(config.PODFLEET_DATA, 'controller-public-key.pem'), key.publicKeyPem);
+    // Manifests signed by a key rotated out since: signed again, the rotation chain with them.
+    await resignManifests(db.prisma, key);
+    const issuers = [controllerKeyIssuer(key), ...(access ? [brokerCredentialIssuer(access)] : [])];
+    const api = typeof routes === 'function' ? routes({ enroll: { issuers } }) : routes;
     const sync = new DesiredSync({
       db,
       publisher: mqttManifestPublisher(broker.client),
@@ -160,7 +188,7 @@ export async function startController(
 
     const app = await buildApp(
       { db, fleet: sync, log: logger },
-      [...routes, rolloutRoutes(rollouts), commandRoutes(commands)],
+      [...api, rolloutRoutes(rollouts), commandRoutes(commands)],
       [dashboardPage],
     );
     cleanups.push(() => app.close());

@@ -12,7 +12,7 @@ import { ensureAdminToken } from '../../auth/bootstrap.js';
 import { runCliCaptured, type CliRun } from '../../cli/testing.js';
 import type { PrismaClient } from '../../db/client.js';
 import { createScratchDatabase, type ScratchDatabase } from '../../db/testing.js';
-import { allRoutes } from '../../http/routes.js';
+import { apiRoutes } from '../../http/routes.js';
 import { readServeConfig } from '../../serve/config.js';
 import { startController, type RunningController } from '../../serve/serve.js';
 import type { RolloutStatus } from '../status.js';
@@ -173,7 +173,7 @@ export async function startE2eController(
   site: ControllerSite,
   log: Logger = pino({ level: 'silent' }),
 ): Promise<E2eController> {
-  const controller = await startController(readServeConfig(site.env), allRoutes, log);
+  const controller = await startController(readServeConfig(site.env), apiRoutes, log);
   const issued = await ensureAdminToken(controller.db.prisma);
   const tokenFile = join(site.dataDir, 'admin-token');
   if (issued) await writeFile(tokenFile, `${issued}\n`, { mode: 0o600 });
