@@ -1,10 +1,5 @@
 import { pino, type Logger } from 'pino';
-import {
-  keyIdOf,
-  type DeviceEvent,
-  type DeviceManifest,
-  type StateReport,
-} from '@podfleet/shared';
+import { keyIdOf, type DeviceEvent, type DeviceManifest, type StateReport } from '@podfleet/shared';
 import type { CommandTarget } from '../commands/answer-command.js';
 import { CommandInbox } from '../commands/command-inbox.js';
 import { runAutoUpdate, type AutoUpdateReport } from '../autoupdate/auto-update-runner.js';
