@@ -1,6 +1,6 @@
 /* global URL, fetch, setTimeout */
-// Controller API under load: p50/p99 of GET /v1/rollouts/:id and GET /v1/devices (first page and
-// a 500-device page) with wrk, for a fleet of N simulated devices (child processes of
+// Controller API under load: p50/p99 of GET /v1/rollouts/:id, its paged device list and GET
+// /v1/devices (first page and a 500-device page) with wrk, for a fleet of N simulated devices (child processes of
 // bench/fanout.mjs), first idle, then while a rollout (batches of 5%) runs.
 // Run: npm run bench -- api   (needs wrk: apt-get install wrk)   BENCH_DEVICES (default 10000),
 // BENCH_PROCS (3), BENCH_WRK_SECONDS (8), BENCH_WRK_CONNECTIONS (10).
@@ -89,11 +89,17 @@ try {
   const devicesUrl = `${e.controller.url}/v1/devices`;
   const pageUrl = `${e.controller.url}/v1/devices?limit=500`;
   const rows = [];
+  // The controller's event-loop delay over each window: how long a ready request waited for the
+  // loop (engine passes, recomputes and ingest run in the same process).
+  const { monitorEventLoopDelay } = await import('node:perf_hooks');
   const measure = async (phase, label, url) => {
+    const loop = monitorEventLoopDelay({ resolution: 5 });
+    loop.enable();
     const r = await wrk(url, e.token);
+    loop.disable();
     rows.push({ phase, label, ...r });
     console.log(
-      `${phase.padEnd(16)} ${label.padEnd(32)} p50 ${r.p50.toFixed(1).padStart(7)} ms  p99 ${r.p99.toFixed(1).padStart(7)} ms  ${r.rps.toFixed(0).padStart(6)} req/s${r.non2xx ? `  non-2xx ${r.non2xx}` : ''}`,
+      `${phase.padEnd(16)} ${label.padEnd(32)} p50 ${r.p50.toFixed(1).padStart(7)} ms  p99 ${r.p99.toFixed(1).padStart(7)} ms  ${r.rps.toFixed(0).padStart(6)} req/s${r.non2xx ? `  non-2xx ${r.non2xx}` : ''}  (event-loop delay p99 ${(loop.percentile(99) / 1e6).toFixed(0)} ms, max ${(loop.max / 1e6).toFixed(0)} ms)`,
     );
   };
 
@@ -139,6 +145,7 @@ try {
     );
   }
   await during('GET /v1/devices', devicesUrl);
+  await during('GET /v1/rollouts/:id/devices (50)', `${rolloutUrl}/devices`);
   await during('GET /v1/rollouts/:id', rolloutUrl);
   const bytes = (await fetch(rolloutUrl, { headers: { authorization: `Bearer ${e.token}` } }).then((r) => r.text())).length; // prettier-ignore
   console.log(`GET /v1/rollouts/:id body: ${bytes} bytes`);

@@ -2,6 +2,8 @@
 // Fan-out: N simulated devices (real agents on in-memory hosts, in several child processes) on
 // Mosquitto and a real controller on a scratch Postgres. Times, from `rollout start` (batch = all):
 // every device has received the new manifest; every device's applied state is in Postgres.
+// "Handed out" is when an observer (plain clients subscribed to the same topics, in another
+// process) saw each device's new manifest: delivery apart from the sims' own event loops.
 // Beside it, in the same run, the limit: one plain MQTT client publishing N retained messages (the
 // size of a manifest) to N subscribed clients (in the same child processes).
 // Run: npm run bench -- fanout   BENCH_DEVICES (default 1000), BENCH_PROCS (3).
@@ -42,6 +44,28 @@ if (process.argv[2] === '--child') {
     }
     await fleet.start();
     closers.push(() => fleet.stop());
+  } else if (mode === 'observe') {
+    // The broker's side of delivery, apart from the sims' busy event loops: plain clients
+    // subscribed to every device's desired topic, 1,000 topics each (Mosquitto queues at most
+    // 1,000 QoS 1 messages per client), noting when each device's V2 manifest passes.
+    const ids = JSON.parse(await (await import('node:fs/promises')).readFile(keyFile, 'utf8'));
+    const clients = [];
+    for (let i = 0; i < ids.length; i += 1000) {
+      const client = await mqtt.connectAsync(MQTT, {
+        protocolVersion: 5,
+        clientId: `pf-bench-obs-${prefix}-${i}`,
+        reconnectPeriod: 0,
+      });
+      client.on('message', (topic, payload) => {
+        if (!firstAt.has(topic) && payload.includes(V2)) firstAt.set(topic, Date.now());
+      });
+      await client.subscribeAsync(
+        ids.slice(i, i + 1000).map((id) => `pf/v1/dev/${id}/desired`),
+        { qos: 1 },
+      );
+      clients.push(client);
+    }
+    closers.push(() => Promise.all(clients.map((c) => c.endAsync())));
   } else {
     const clients = [];
     for (let i = 0; i < n; i += 100) {
@@ -65,8 +89,14 @@ if (process.argv[2] === '--child') {
   }
   process.send({ ready: true });
   process.on('message', async (message) => {
-    if (message.poll)
-      process.send({ received: firstAt.size, last: Math.max(0, ...firstAt.values()) });
+    if (message.poll) {
+      const times = [...firstAt.values()];
+      process.send({
+        received: firstAt.size,
+        last: Math.max(0, ...times),
+        ...(message.times ? { times } : {}),
+      });
+    }
     if (message.stop) {
       for (const close of closers) await close();
       process.send({ stopped: true });
@@ -107,16 +137,38 @@ async function main() {
     await Promise.all(started.map((c) => c.next()));
     return started;
   };
-  const poll = async (set) => {
+  const spawnOne = async (mode, prefix, n, file) => {
+    const child = fork(new URL(import.meta.url).pathname, ['--child', mode, prefix, String(n), file]); // prettier-ignore
+    const inbox = [];
+    const waiters = [];
+    child.on('message', (m) => (waiters.length ? waiters.shift()(m) : inbox.push(m)));
+    const next = () =>
+      new Promise((resolve) => (inbox.length ? resolve(inbox.shift()) : waiters.push(resolve)));
+    const entry = { child, next, n };
+    children.push(entry);
+    await next();
+    return [entry];
+  };
+  const poll = async (set, withTimes = false) => {
     let received = 0;
     let last = 0;
+    const times = [];
     for (const c of set) {
-      c.child.send({ poll: true });
+      c.child.send({ poll: true, times: withTimes });
       const m = await c.next();
       received += m.received;
       last = Math.max(last, m.last);
+      if (m.times) times.push(...m.times);
     }
-    return { received, last };
+    return { received, last, times };
+  };
+  // When the devices received it: the first, the median, the 90th percentile (s after start).
+  const spread = (times, start) => {
+    const sorted = times.map((t) => (t - start) / 1000).sort((a, b) => a - b);
+    const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+    return sorted.length === 0
+      ? 'none'
+      : `first ${at(0).toFixed(2)} s, median ${at(0.5).toFixed(2)} s, p90 ${at(0.9).toFixed(2)} s`;
   };
   const stop = async (set) => {
     for (const c of set) c.child.send({ stop: true });
@@ -134,7 +186,12 @@ async function main() {
     );
     const site = await h.controllerSite(cleanups);
     site.env.LOG_LEVEL = 'warn';
-    const e = await h.startE2eController(site);
+    // BENCH_TRACE=1: the controller's info log (engine passes, recomputes), timed from the start.
+    const logLines = [];
+    const e = await h.startE2eController(
+      site,
+      process.env.BENCH_TRACE ? h.capturingLogger(logLines) : undefined,
+    );
     cleanups.add(() => e.controller.close());
     const prisma = e.controller.db.prisma;
     const base = `bench-fan-${randomBytes(3).toString('hex')}`;
@@ -174,6 +231,9 @@ async function main() {
     t = performance.now();
     const sims = await spawnChildren('sim', prefixOf, e.publicKeyFile);
     await h.waitUntilAllRun(prisma, ids, V1, 120_000 + N * 50);
+    const idsFile = `${site.dataDir}/bench-ids.json`;
+    await (await import('node:fs/promises')).writeFile(idsFile, JSON.stringify(ids));
+    const observers = await spawnOne('observe', `${base}-obs`, N, idsFile);
     console.log(
       `setup: every device runs V1 after ${((performance.now() - t) / 1000).toFixed(1)} s`,
     );
@@ -196,12 +256,17 @@ async function main() {
     const rolloutId = JSON.parse(started.stdout).id;
     const acceptedMs = Date.now() - start;
     let delivered;
+    let passed;
     let stored;
     const deadline = Date.now() + 120_000 + N * 20;
     while ((delivered === undefined || stored === undefined) && Date.now() < deadline) {
       if (delivered === undefined) {
         const { received, last } = await poll(sims);
         if (received === N) delivered = (last - start) / 1000;
+      }
+      if (passed === undefined) {
+        const { received, last } = await poll(observers);
+        if (received === N) passed = (last - start) / 1000;
       }
       if (stored === undefined) {
         const rows = await prisma.$queryRawUnsafe(
@@ -218,6 +283,17 @@ async function main() {
       const { profile } = await profiler.post('Profiler.stop');
       (await import('node:fs')).writeFileSync(process.env.BENCH_PROFILE, JSON.stringify(profile));
       profiler.disconnect();
+    }
+    const spreadOf = spread((await poll(sims, true)).times, start);
+    const passedSpread = spread((await poll(observers, true)).times, start);
+    await stop(observers);
+    if (process.env.BENCH_TRACE) {
+      for (const line of logLines) {
+        const entry = JSON.parse(line);
+        if (entry.time < start) continue;
+        const { time, msg, level: _l, pid: _p, hostname: _h, ...rest } = entry;
+        console.log(`  +${((time - start) / 1000).toFixed(2)} s ${msg} ${JSON.stringify(rest)}`);
+      }
     }
     const status = await e.controller.rollouts.status(rolloutId);
     console.log(
@@ -265,7 +341,8 @@ async function main() {
 
     const fmt = (s) => (s === undefined ? 'not reached' : `${s.toFixed(2)} s`);
     console.log(`manifest size ${size} bytes`);
-    console.log(`every device received its manifest:        ${fmt(delivered)}`);
+    console.log(`broker handed out every manifest (observer): ${fmt(passed)}  (${passedSpread})`);
+    console.log(`every device received its manifest:        ${fmt(delivered)}  (${spreadOf})`);
     console.log(
       `every device's applied state in Postgres:   ${fmt(stored)}  (sim settle 1 s included)`,
     );
@@ -273,6 +350,10 @@ async function main() {
     if (delivered !== undefined && limit !== undefined)
       console.log(
         `ratio podfleet delivery / limit (time):     ${(delivered / limit).toFixed(1)}x  (speed ${(limit / delivered).toFixed(2)})`,
+      );
+    if (passed !== undefined && limit !== undefined)
+      console.log(
+        `ratio broker hand-out / limit (time):       ${(passed / limit).toFixed(1)}x  (speed ${(limit / passed).toFixed(2)})`,
       );
   } finally {
     await cleanups.run();

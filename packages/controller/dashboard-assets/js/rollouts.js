@@ -5,16 +5,19 @@ import { h } from './view-node.js';
 /**
  * @typedef {'pending' | 'updating' | 'succeeded' | 'failed' | 'skipped' | 'reverting' | 'reverted'} DeviceState
  * @typedef {Record<DeviceState | 'offline', number>} Counts
- * @typedef {{ id: string, state: DeviceState, from: string, to: string, reason?: string, online: boolean }} RolloutDevice
+ * @typedef {{
+ *   id: string, batch: number, state: DeviceState, from: string, to: string, reason?: string,
+ *   online: boolean
+ * }} RolloutDevice
  * @typedef {{
  *   index: number, kind: 'canary' | 'batch', state: 'pending' | 'running' | 'done',
- *   counts: Counts, devices: RolloutDevice[]
+ *   total: number, counts: Counts
  * }} Batch
  * @typedef {{
  *   id: string, service: string, targetImage: string, state: string, reason?: string,
  *   currentBatch: number, awaitingApproval: boolean, createdBy: string, createdAt: string,
  *   finishedAt?: string, counts: Counts & { total: number }, batches: Batch[],
- *   excluded: { id: string, reason: string }[]
+ *   failures: RolloutDevice[], excluded: { id: string, reason: string }[]
  * }} RolloutStatus
  * @typedef {{
  *   id: string, service: string, targetImage: string, state: string, reason?: string,
@@ -95,9 +98,12 @@ function rolloutView({ summary, status, happenings }, selected) {
 function statusView(status, selected) {
   const { counts } = status;
   const occasional = OCCASIONAL.filter((state) => counts[state] > 0);
-  const failed = status.batches.flatMap((batch) =>
-    batch.devices.filter((d) => d.state === 'failed').map((device) => ({ batch, device })),
-  );
+  // The status carries the first failures only (counts.failed has them all).
+  const failed = status.failures.flatMap((device) => {
+    const batch = status.batches.find((b) => b.index === device.batch);
+    return batch ? [{ batch, device }] : [];
+  });
+  const unlisted = Math.max(0, counts.failed - failed.length);
   const hasCanary = status.batches.some((batch) => batch.kind === 'canary');
   return h(
     'div',
@@ -152,7 +158,12 @@ function statusView(status, selected) {
       h(
         'table',
         { class: 'failed' },
-        h('caption', {}, 'Failed devices'),
+        h(
+          'caption',
+          {},
+          'Failed devices',
+          unlisted > 0 && ` (the first ${failed.length}; ${unlisted} more)`,
+        ),
         h(
           'thead',
           {},
@@ -195,7 +206,7 @@ function statusView(status, selected) {
  * @param {Batch} batch
  */
 export function progressBar(batch) {
-  const total = batch.devices.length;
+  const total = batch.total;
   const done = total - batch.counts.pending - batch.counts.updating - batch.counts.reverting;
   const parts = SEGMENTS.filter((state) => batch.counts[state] > 0);
   const words = parts.map((state) => `${batch.counts[state]} ${state}`);

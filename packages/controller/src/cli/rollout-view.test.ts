@@ -6,10 +6,12 @@ import { renderRollout } from './rollout-view.js';
 
 const device = (
   id: string,
-  state: RolloutStatus['batches'][number]['devices'][number]['state'],
+  batch: number,
+  state: RolloutStatus['failures'][number]['state'],
   extra = {},
 ) => ({
   id,
+  batch,
   state,
   from: 'r/web:1',
   to: 'r/web:2',
@@ -19,10 +21,10 @@ const device = (
 
 function status(): RolloutStatus {
   const canary = [
-    device('a', 'succeeded'),
-    device('b', 'failed', { reason: 'web: not ready within 60s' }),
+    device('a', 0, 'succeeded'),
+    device('b', 0, 'failed', { reason: 'web: not ready within 60s' }),
   ];
-  const batch = [device('c', 'updating', { online: false }), device('d', 'pending')];
+  const batch = [device('c', 1, 'updating', { online: false }), device('d', 1, 'pending')];
   const count = (devices: typeof canary) => {
     const counts = emptyCounts();
     for (const d of devices) {
@@ -43,9 +45,10 @@ function status(): RolloutStatus {
     createdAt: '2026-11-29T10:00:00.000Z',
     counts: { ...count([...canary, ...batch]), total: 4 },
     batches: [
-      { index: 0, kind: 'canary', state: 'done', counts: count(canary), devices: canary },
-      { index: 1, kind: 'batch', state: 'running', counts: count(batch), devices: batch },
+      { index: 0, kind: 'canary', state: 'done', total: 2, counts: count(canary) },
+      { index: 1, kind: 'batch', state: 'running', total: 2, counts: count(batch) },
     ],
+    failures: canary.filter((d) => d.state === 'failed'),
     excluded: [],
   };
 }
@@ -68,12 +71,14 @@ describe('the rollout watch view', () => {
     );
   });
 
-  it('caps the list of failures', () => {
+  it('caps the list of failures and counts those the status does not carry', () => {
     const s = status();
-    s.batches[1]!.devices = Array.from({ length: 12 }, (_, i) =>
-      device(`f${i}`, 'failed', { reason: 'x' }),
+    s.failures.push(
+      ...Array.from({ length: 12 }, (_, i) => device(`f${i}`, 1, 'failed', { reason: 'x' })),
     );
+    // The API sends the first failures only; counts.failed has them all.
+    s.counts.failed = 250;
     const text = renderRollout(s, 3);
-    expect(text).toContain('  b: web: not ready within 60s\n  f0: x\n  f1: x\n  … and 10 more\n');
+    expect(text).toContain('  b: web: not ready within 60s\n  f0: x\n  f1: x\n  … and 247 more\n');
   });
 });

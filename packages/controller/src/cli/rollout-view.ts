@@ -24,7 +24,7 @@ export function renderRollout(status: RolloutStatus, maxFailures = 10): string {
   ];
   for (const batch of status.batches) {
     const b = batch.counts;
-    const total = batch.devices.length;
+    const total = batch.total;
     const done = b.succeeded + b.skipped + b.reverted;
     const name = batch.kind === 'canary' ? 'canary ' : `batch ${String(batch.index).padEnd(2)}`;
     const mark = batch.state === 'running' ? '▶' : batch.state === 'done' ? '✓' : ' ';
@@ -34,14 +34,14 @@ export function renderRollout(status: RolloutStatus, maxFailures = 10): string {
         `${b.offline ? ` (${b.offline} offline)` : ''}${b.skipped ? `  ${b.skipped} skipped` : ''}${b.reverting ? `  ${b.reverting} reverting` : ''}`,
     );
   }
-  const failures = status.batches.flatMap((batch) =>
-    batch.devices.filter((d) => d.state === 'failed'),
-  );
+  // The status carries the first failures only; counts.failed is how many there are.
+  const failures = status.failures;
   if (failures.length > 0) {
     lines.push('', 'failures:');
     for (const device of failures.slice(0, maxFailures))
       lines.push(`  ${device.id}: ${device.reason ?? 'failed'}`);
-    if (failures.length > maxFailures) lines.push(`  … and ${failures.length - maxFailures} more`);
+    const more = Math.max(c.failed, failures.length) - Math.min(maxFailures, failures.length);
+    if (more > 0) lines.push(`  … and ${more} more`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { RolloutSpec, formatIssues, type RolloutSpecInput } from '@podfleet/shared';
-import type { RolloutStatus } from '../rollouts/status.js';
+import type { RolloutDeviceStatus, RolloutStatus } from '../rollouts/status.js';
 import { FINISHED } from '../rollouts/status.js';
 import {
   ApiClient,
@@ -119,6 +119,13 @@ async function specFrom(
   return spec as RolloutSpecInput;
 }
 
+interface StatusFlags extends ConnectionFlags {
+  json?: boolean;
+  devices?: boolean;
+  state?: string;
+  batch?: string;
+}
+
 interface PlanView {
   service: string;
   targetImage: string;
@@ -173,12 +180,35 @@ export function registerRollout(program: Command, io: CliIo): void {
     });
 
   withConnection(rollout.command('status').argument('<id>'))
-    .description('a rollout per batch and device')
+    .description('a rollout per batch, with its failures; --devices lists its devices')
     .option('--json', 'the whole status as JSON')
-    .action(async (id: string, flags: ConnectionFlags & { json?: boolean }) => {
-      const status = await (
-        await client(flags)
-      ).request<RolloutStatus>('GET', `/v1/rollouts/${encodeURIComponent(id)}`);
+    .option('--devices', 'list the rollout’s devices (all pages), each with its state')
+    .option('--state <state>', 'with --devices: only devices in this state (e.g. failed)')
+    .option('--batch <n>', 'with --devices: only this batch (0 is the canary when there is one)')
+    .action(async (id: string, flags: StatusFlags) => {
+      const api = await client(flags);
+      const path = `/v1/rollouts/${encodeURIComponent(id)}`;
+      if (flags.devices) {
+        const devices = await api.all<RolloutDeviceStatus>(`${path}/devices`, {
+          state: flags.state,
+          batch: flags.batch,
+        });
+        if (flags.json) return void io.stdout.write(`${JSON.stringify(devices)}\n`);
+        return void io.stdout.write(
+          formatTable(
+            ['DEVICE', 'BATCH', 'STATE', 'ONLINE', 'IMAGE', 'REASON'],
+            devices.map((d) => [
+              d.id,
+              String(d.batch),
+              d.state,
+              d.online ? 'yes' : 'no',
+              `${d.from} → ${d.to}`,
+              d.reason ?? '',
+            ]),
+          ),
+        );
+      }
+      const status = await api.request<RolloutStatus>('GET', path);
       io.stdout.write(flags.json ? `${JSON.stringify(status)}\n` : renderRollout(status));
     });
 

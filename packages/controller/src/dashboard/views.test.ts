@@ -130,6 +130,21 @@ describe('dashboard views', () => {
     }
   });
 
+  it('says how many failed devices the status leaves out of its list', () => {
+    const s = status([batch(0, 'canary', [['d1', 'failed', 'not ready']])]);
+    s.counts.failed = 130;
+    const summary = {
+      id: 'r1',
+      service: 'web',
+      targetImage: 'registry.example/acme/web:2',
+      state: 'running',
+      createdBy: 'alice',
+      createdAt: '2026-01-01T00:00:00.000Z',
+    };
+    const view = rolloutsView([{ summary, status: s, happenings: [] }], undefined);
+    expect(texts(view).join('')).toContain('Failed devices (the first 1; 129 more)');
+  });
+
   it('draws a batch as a bar of its finished states, said in words too', () => {
     const bar = progressBar(
       batch(1, 'batch', [
@@ -173,7 +188,9 @@ function batch(index: number, kind: 'canary' | 'batch', devices: [string, Device
     index,
     kind,
     state: 'running',
+    total: devices.length,
     counts,
+    /** Not part of a batch's status: the failed ones become the status's failures. */
     devices: devices.map(([id, state, reason]) => ({
       id,
       state,
@@ -200,7 +217,7 @@ function status(batches: ReturnType<typeof batch>[]) {
   for (const b of batches) {
     for (const [state, count] of Object.entries(b.counts))
       counts[state as keyof typeof counts] += count;
-    counts.total += b.devices.length;
+    counts.total += b.total;
   }
   return {
     id: 'r1',
@@ -212,7 +229,10 @@ function status(batches: ReturnType<typeof batch>[]) {
     createdBy: 'alice',
     createdAt: '2026-01-01T00:00:00.000Z',
     counts,
-    batches,
+    batches: batches.map(({ devices: _devices, ...b }) => b),
+    failures: batches.flatMap((b) =>
+      b.devices.filter((d) => d.state === 'failed').map((d) => ({ ...d, batch: b.index })),
+    ),
     excluded: [],
   };
 }

@@ -92,20 +92,37 @@ function highestGroupPins(service: string, memberOf: readonly Group[], pins: Pin
   return priority === undefined ? undefined : { priority, claims };
 }
 
+// One derived spec per (revision spec, rule, image), shared by every device that gets it: a pin or
+// a rollout of 10,000 devices yields one object, which manifest hashing serializes once. Derived
+// specs are never mutated (they go into manifests as they are).
+const derived = new WeakMap<ServiceSpec, Map<string, ServiceSpec>>();
+
+function memoized(spec: ServiceSpec, key: string, derive: () => ServiceSpec): ServiceSpec {
+  let specs = derived.get(spec);
+  if (!specs) derived.set(spec, (specs = new Map()));
+  let result = specs.get(key);
+  if (!result) specs.set(key, (result = derive()));
+  return result;
+}
+
 function pinned(spec: ServiceSpec, image: string, field: string): ServiceSpec {
-  const problem = pinProblem(image);
-  if (problem) throw new Error(`${field}: ${problem}, got ${JSON.stringify(image)}`);
-  return { ...spec, image, autoUpdate: 'off' };
+  return memoized(spec, `pin\0${image}`, () => {
+    const problem = pinProblem(image);
+    if (problem) throw new Error(`${field}: ${problem}, got ${JSON.stringify(image)}`);
+    return { ...spec, image, autoUpdate: 'off' };
+  });
 }
 
 function rolledOut(spec: ServiceSpec, image: string, field: string): ServiceSpec {
-  const reference = parseImageReference(image);
-  if (!reference) throw new Error(`${field}: not an image reference: ${JSON.stringify(image)}`);
-  if (spec.autoUpdate !== 'registry') return { ...spec, image };
-  // Podman's registry policy follows a tag: a digest cannot be followed, a short name has no registry.
-  if (reference.digest) return { ...spec, image, autoUpdate: 'off' };
-  if (!reference.registry) {
-    throw new Error(`${field}: autoUpdate registry needs a fully qualified image, got ${image}`);
-  }
-  return { ...spec, image };
+  return memoized(spec, `rollout\0${image}`, () => {
+    const reference = parseImageReference(image);
+    if (!reference) throw new Error(`${field}: not an image reference: ${JSON.stringify(image)}`);
+    if (spec.autoUpdate !== 'registry') return { ...spec, image };
+    // Podman's registry policy follows a tag: a digest cannot be followed, a short name has no registry.
+    if (reference.digest) return { ...spec, image, autoUpdate: 'off' };
+    if (!reference.registry) {
+      throw new Error(`${field}: autoUpdate registry needs a fully qualified image, got ${image}`);
+    }
+    return { ...spec, image };
+  });
 }

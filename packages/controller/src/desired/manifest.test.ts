@@ -6,7 +6,14 @@ import {
   verifyManifest,
 } from '@podfleet/shared';
 import { describe, expect, it } from 'vitest';
-import { buildManifest, manifestChanged, nextManifest } from './manifest.js';
+import { createHash } from 'node:crypto';
+import {
+  buildManifest,
+  contentHash,
+  manifestChanged,
+  manifestContentJson,
+  nextManifest,
+} from './manifest.js';
 import type { Group } from './membership.js';
 import { resolveDesiredState, type Revision } from './resolve.js';
 import { parseSelector, type Selector } from './selector.js';
@@ -54,6 +61,27 @@ describe('manifestChanged', () => {
 
   it('a first manifest is a change', () => {
     expect(manifestChanged(undefined, buildManifest('dev-1', [], 1, at))).toBe(true);
+  });
+});
+
+describe('contentHash', () => {
+  const sha256 = (text: string) => createHash('sha256').update(text).digest('base64url');
+
+  it('is the SHA-256 of the canonical content JSON, so a stored manifest hashes the same', () => {
+    const signed = signManifest(buildManifest('dev-1', [web, db], 3, at), key.privateKeyPem);
+    const stored = JSON.parse(JSON.stringify(signed));
+    expect(contentHash('dev-1', [web, db])).toBe(sha256(manifestContentJson(signed)));
+    expect(contentHash(stored.device, stored.services)).toBe(contentHash('dev-1', [db, web]));
+  });
+
+  it('changes with an image, an env value, a service more or less, or another device', () => {
+    const hash = contentHash('dev-1', [web, db]);
+    const moved = { ...web, image: 'registry.example/acme/web:1.5' };
+    expect(contentHash('dev-1', [moved, db])).not.toBe(hash);
+    expect(contentHash('dev-1', [web, { ...db, env: { A: '2' } }])).not.toBe(hash);
+    expect(contentHash('dev-1', [web])).not.toBe(hash);
+    expect(contentHash('dev-2', [web, db])).not.toBe(hash);
+    expect(contentHash('dev-1', [])).toBe(sha256('{"device":"dev-1","services":[]}'));
   });
 });
 

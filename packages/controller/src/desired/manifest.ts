@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { canonicalJson, type ServiceSpec, type UnsignedManifest } from '@podfleet/shared';
 
 /** The part of a manifest that says what to run: what generation bumps are about. */
@@ -33,10 +34,32 @@ export function manifestChanged(previous: ManifestContent | undefined, next: Man
 
 /**
  * The canonical JSON of what a manifest says (device and services by name): equal text, equal
- * content. A caller may store it (or its hash) beside a published manifest to compare cheaply.
+ * content. contentHash is its SHA-256, stored beside each published manifest.
  */
 export function manifestContentJson(manifest: ManifestContent): string {
   return canonicalJson({ device: manifest.device, services: [...manifest.services].sort(byName) });
+}
+
+// Resolved specs are shared between devices (a revision's spec, or image-rule's derived ones), so
+// each is serialized once per recompute, not once per device: the fan-out path's main cost was this.
+const specJson = new WeakMap<ServiceSpec, string>();
+
+function canonicalSpec(spec: ServiceSpec): string {
+  let text = specJson.get(spec);
+  if (text === undefined) specJson.set(spec, (text = canonicalJson(spec)));
+  return text;
+}
+
+/**
+ * SHA-256 (base64url) of manifestContentJson({ device, services }), built from per-spec canonical
+ * JSON: two manifests say the same exactly when their hashes are equal. Specs must not be mutated
+ * after they were hashed (the text is kept per object).
+ */
+export function contentHash(device: string, services: readonly ServiceSpec[]): string {
+  const parts = [...services].sort(byName).map(canonicalSpec);
+  // canonicalJson's own layout: keys sorted ("device" < "services"), no whitespace.
+  const text = `{"device":${JSON.stringify(device)},"services":[${parts.join(',')}]}`;
+  return createHash('sha256').update(text).digest('base64url');
 }
 
 /**

@@ -3,6 +3,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   ServiceSpec,
+  endorseKey,
+  followKeyChain,
   generateSigningKey,
   topics,
   verifyManifest,
@@ -12,6 +14,8 @@ import { openDatabase, type Database } from '../db/client.js';
 import { createScratchDatabase, type ScratchDatabase } from '../db/testing.js';
 import { connectBroker } from '../mqtt/connect.js';
 import { mqttManifestPublisher } from '../mqtt/manifest-publisher.js';
+import type { RolloutOverrides } from './image-rule.js';
+import { contentHash } from './manifest.js';
 import { DesiredSync, type ManifestPublisher } from './sync.js';
 
 const MOSQUITTO = process.env.PODFLEET_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
@@ -221,6 +225,51 @@ describe('desired-state sync on Postgres', () => {
       await mqttManifestPublisher(controller.client).clear(id);
       await Promise.all([controller.client.endAsync(), device.client.endAsync()]);
     }
+  });
+
+  it('stores each manifest’s content hash, and hashes a manifest stored without one once, keeping its generation', async () => {
+    await fleet();
+    const sync = new DesiredSync({ db, publisher: recorder(), key, log });
+    await sync.recompute();
+    const hashOf = async (id: string) =>
+      (await db.prisma.device.findUniqueOrThrow({ where: { id } })).desiredHash;
+    const { manifest } = await stored('ber-1');
+    expect(await hashOf('ber-1')).toBe(contentHash('ber-1', manifest!.services));
+    // As a row written before the column existed.
+    await db.prisma.device.update({ where: { id: 'ber-1' }, data: { desiredHash: null } });
+    expect(await sync.recompute()).toMatchObject({ published: 0 });
+    expect(await hashOf('ber-1')).toBe(contentHash('ber-1', manifest!.services));
+    expect((await stored('ber-1')).generation).toBe(1);
+  });
+
+  it('signs and publishes only the devices whose inputs changed: a rollout’s switched devices', async () => {
+    await fleet();
+    let overrides: RolloutOverrides = new Map();
+    const publisher = recorder();
+    const sync = new DesiredSync({ db, publisher, key, log, rollouts: async () => overrides });
+    await sync.recompute();
+    overrides = new Map([['ber-2', new Map([['web', 'registry.example/acme/web:1.5']])]]);
+    expect(await sync.recompute()).toMatchObject({ devices: 3, published: 1 });
+    expect(publisher.published.slice(3).map((m) => [m.device, m.generation])).toEqual([
+      ['ber-2', 2],
+    ]);
+    expect((await stored('ber-2')).manifest!.services[0]!.image).toBe(
+      'registry.example/acme/web:1.5',
+    );
+    expect((await stored('ber-1')).generation).toBe(1);
+  });
+
+  it('signs with a rotated key and sends its endorsement chain, which a device trusting the old key follows', async () => {
+    await fleet();
+    const next = generateSigningKey();
+    const rotated = { ...next, endorsements: [endorseKey(next.publicKeyPem, key.privateKeyPem)] };
+    const publisher = recorder();
+    await new DesiredSync({ db, publisher, key: rotated, log }).recompute();
+    const manifest = publisher.published.find((m) => m.device === 'ber-1')!;
+    expect(manifest.keyChain).toEqual(rotated.endorsements);
+    const trusted = followKeyChain([key.publicKeyPem], manifest.keyChain ?? []);
+    expect(trusted).toEqual([rotated.endorsements[0]!.publicKey]);
+    expect(verifyManifest(manifest, trusted).ok).toBe(true);
   });
 
   it('debounces changes into one recompute', async () => {

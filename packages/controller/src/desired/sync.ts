@@ -1,11 +1,23 @@
-import { ServiceSpec, signManifest, type DeviceManifest, type SigningKey } from '@podfleet/shared';
+import {
+  ServiceSpec,
+  signManifest,
+  type DeviceManifest,
+  type SigningKey,
+  type UnsignedManifest,
+} from '@podfleet/shared';
 import type { Logger } from 'pino';
 import type { Database } from '../db/client.js';
 import type { Fleet } from '../http/app.js';
 import type { RolloutOverrides } from './image-rule.js';
-import { nextManifest, type ManifestContent } from './manifest.js';
+import { buildManifest, contentHash } from './manifest.js';
 import { resolveDesiredState, resolveFleet, type DesiredState } from './resolve.js';
-import { loadFleet, type Db, type StoredDevice } from './sources.js';
+import {
+  loadFleet,
+  storedManifests,
+  type Db,
+  type StoredDevice,
+  type StoredManifest,
+} from './sources.js';
 
 /** Hands a signed manifest to the devices (MQTT: retained, QoS 1, on its desired topic). */
 export interface ManifestPublisher {
@@ -32,6 +44,15 @@ export interface SyncResult {
   conflicts: number;
 }
 
+// Manifests in flight at once. Waiting for every PUBACK of a slice before sending the next cost
+// a broker round trip per slice; 10,000 in flight is what the plain-MQTT limit sends at once.
+const PUBLISH_WINDOW = 10_000;
+
+// A recompute of 10,000 devices (resolve, hash, sign what changed) is ~0.1–0.5 s of CPU: it lets
+// other work (API requests, ingest) run between slices of this many devices.
+const YIELD_EVERY = 500;
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 // pg_advisory_xact_lock key: one desired-state computation at a time across controllers.
 const DESIRED_LOCK = 0x70660001;
 
@@ -39,7 +60,9 @@ const DESIRED_LOCK = 0x70660001;
  * Keeps every device's signed manifest equal to what groups, assignments, pins and rollouts say.
  * A change only asks for a recompute; recomputes are debounced and run one at a time, each over
  * the whole fleet inside one transaction holding an advisory lock, so two controllers never hand
- * out one generation twice. A device's generation grows only when its manifest's content changes.
+ * out one generation twice. A device's generation grows only when its manifest's content changes,
+ * which is decided by the content hash stored beside the manifest: only the devices whose content
+ * changed are signed, stored and published.
  */
 export class DesiredSync implements Fleet {
   private pending: NodeJS.Timeout | undefined;
@@ -100,9 +123,11 @@ export class DesiredSync implements Fleet {
     const manifests = devices.flatMap((d) =>
       d.desiredManifest ? [d.desiredManifest as unknown as DeviceManifest] : [],
     );
-    for (let start = 0; start < manifests.length; start += 1000) {
+    for (let start = 0; start < manifests.length; start += PUBLISH_WINDOW) {
       await Promise.all(
-        manifests.slice(start, start + 1000).map((m) => this.options.publisher.publish(m)),
+        manifests
+          .slice(start, start + PUBLISH_WINDOW)
+          .map((m) => this.options.publisher.publish(m)),
       );
     }
     return manifests.length;
@@ -124,23 +149,59 @@ export class DesiredSync implements Fleet {
       async (tx) => {
         await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${DESIRED_LOCK})`);
         const fleet = await loadFleet(tx, await this.rolloutOverrides(tx));
-        const states = resolveFleet(fleet.devices, fleet.groups, fleet);
+        const states = new Map<string, DesiredState>();
+        for (let start = 0; start < fleet.devices.length; start += YIELD_EVERY) {
+          const slice = fleet.devices.slice(start, start + YIELD_EVERY);
+          for (const [id, state] of resolveFleet(slice, fleet.groups, fleet)) states.set(id, state);
+          await yieldToEventLoop();
+        }
+        // Stored manifests are read only where the hash cannot decide alone: a conflict keeps the
+        // service the device had; a manifest stored before hashes existed is hashed once.
+        const previous = await storedManifests(
+          tx,
+          fleet.devices
+            .filter(
+              (d) =>
+                d.desiredGeneration > 0 &&
+                (d.desiredHash === null || states.get(d.id)!.conflicts.length > 0),
+            )
+            .map((d) => d.id),
+        );
         const changed: DeviceManifest[] = [];
+        const hashes: string[] = [];
+        const rehashed: [string, string][] = [];
         let conflicts = 0;
+        let done = 0;
         for (const device of fleet.devices) {
+          if (++done % YIELD_EVERY === 0) await yieldToEventLoop();
           const state = states.get(device.id)!;
           conflicts += state.conflicts.length;
-          const manifest = nextManifestFor(device, state, now);
-          if (manifest) changed.push(signManifest(manifest, key.privateKeyPem));
+          const next = nextManifestFor(device, state, previous.get(device.id), now);
+          if (next.manifest) {
+            changed.push(signManifest(next.manifest, key.privateKeyPem, key.endorsements));
+            hashes.push(next.hash);
+          } else if (device.desiredHash === null && previous.has(device.id)) {
+            rehashed.push([device.id, next.hash]);
+          }
         }
         if (changed.length > 0) {
           await tx.$executeRawUnsafe(
-            `UPDATE devices AS d SET desired_generation = u.generation, desired_manifest = u.manifest, updated_at = now()
-             FROM unnest($1::text[], $2::int[], $3::jsonb[]) AS u(id, generation, manifest)
+            `UPDATE devices AS d SET desired_generation = u.generation, desired_manifest = u.manifest,
+               desired_hash = u.hash, updated_at = now()
+             FROM unnest($1::text[], $2::int[], $3::jsonb[], $4::text[]) AS u(id, generation, manifest, hash)
              WHERE d.id = u.id`,
             changed.map((m) => m.device),
             changed.map((m) => m.generation),
             changed.map((m) => JSON.stringify(m)),
+            hashes,
+          );
+        }
+        if (rehashed.length > 0) {
+          await tx.$executeRawUnsafe(
+            `UPDATE devices AS d SET desired_hash = u.hash
+             FROM unnest($1::text[], $2::text[]) AS u(id, hash) WHERE d.id = u.id`,
+            rehashed.map(([id]) => id),
+            rehashed.map(([, hash]) => hash),
           );
         }
         return { changed, devices: fleet.devices.length, conflicts };
@@ -149,9 +210,9 @@ export class DesiredSync implements Fleet {
     );
     // After commit: a manifest is published only once it is the stored truth. Many in flight at
     // once: one PUBACK round trip per manifest would make 10,000 devices take seconds.
-    for (let start = 0; start < changed.length; start += 1000) {
+    for (let start = 0; start < changed.length; start += PUBLISH_WINDOW) {
       await Promise.all(
-        changed.slice(start, start + 1000).map((m) => this.options.publisher.publish(m)),
+        changed.slice(start, start + PUBLISH_WINDOW).map((m) => this.options.publisher.publish(m)),
       );
     }
     if (changed.length > 0 || conflicts > 0) {
@@ -165,30 +226,39 @@ export class DesiredSync implements Fleet {
 }
 
 /**
- * The next manifest of one device, or undefined when its content did not change. A service the
- * rules leave undecided (a conflict) keeps the spec it had, so that a conflict never removes a
- * running service; the conflict is reported by `explain`. The generation continues from the
- * larger of the stored and the applied one (a database restored from a backup must not hand out
- * a generation the device already saw).
+ * The next manifest of one device (undefined when its content did not change) and the hash of its
+ * content. A service the rules leave undecided (a conflict) keeps the spec it had, so that a
+ * conflict never removes a running service; the conflict is reported by `explain`. The generation
+ * continues from the larger of the stored and the applied one (a database restored from a backup
+ * must not hand out a generation the device already saw). `previous` is needed only for conflicts
+ * and for a stored manifest without a hash.
  */
-function nextManifestFor(device: StoredDevice, state: DesiredState, now: Date) {
-  const previous = device.desiredManifest as (ManifestContent & { generation: number }) | null;
+function nextManifestFor(
+  device: StoredDevice,
+  state: DesiredState,
+  previous: StoredManifest | undefined,
+  now: Date,
+): { hash: string; manifest?: UnsignedManifest } {
   const services = [...state.services];
   for (const conflict of state.conflicts) {
-    const kept = previous?.services.find((s) => s.name === conflict.service);
+    const kept = previous?.services.find(
+      (s) => (s as { name?: unknown } | null)?.name === conflict.service,
+    );
     if (kept) services.push(ServiceSpec.parse(kept));
   }
-  const base = previous
-    ? {
-        ...previous,
-        generation: Math.max(
-          previous.generation,
-          device.desiredGeneration,
-          device.appliedGeneration,
-        ),
-      }
-    : device.appliedGeneration > 0
-      ? { device: device.id, services: [], generation: device.appliedGeneration }
-      : undefined;
-  return nextManifest(base, device.id, services, now);
+  const hash = contentHash(device.id, services);
+  const storedHash =
+    device.desiredHash ??
+    (previous
+      ? contentHash(previous.device, previous.services as ServiceSpec[])
+      : device.appliedGeneration > 0
+        ? contentHash(device.id, [])
+        : undefined);
+  if (storedHash === hash) return { hash };
+  const generation = Math.max(
+    previous?.generation ?? 0,
+    device.desiredGeneration,
+    device.appliedGeneration,
+  );
+  return { hash, manifest: buildManifest(device.id, services, generation + 1, now) };
 }

@@ -8,7 +8,10 @@ import { HttpError } from '../http/errors.js';
 import type { RolloutCandidate } from './plan.js';
 import { loadRolloutOverrides } from './overrides.js';
 
-type Db = Pick<PrismaClient, 'device' | 'group' | 'assignment' | 'pin' | 'rolloutDevice'>;
+type Db = Pick<
+  PrismaClient,
+  'device' | 'group' | 'assignment' | 'pin' | 'rolloutDevice' | '$queryRawUnsafe'
+>;
 
 /**
  * The devices a rollout spec targets — members of its groups (all devices when it names none),

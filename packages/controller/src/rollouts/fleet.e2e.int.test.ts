@@ -27,7 +27,8 @@ import {
   within,
   type E2eController,
 } from './e2e/harness.js';
-import { FINISHED, type RolloutStatus } from './status.js';
+import type { RolloutEngine } from './engine.js';
+import { FINISHED, type RolloutDeviceStatus, type RolloutStatus } from './status.js';
 
 const V1 = 'registry.example/acme/web:1.0';
 const V2 = 'registry.example/acme/web:2.0';
@@ -97,14 +98,23 @@ async function startRollout(e: E2eController, image: string, ...flags: string[])
   return JSON.parse(started.stdout) as RolloutStatus;
 }
 
+/** A rollout's devices (one page of up to 500: enough for these fleets). */
+async function devicesOf(
+  e: { controller: { rollouts: RolloutEngine } },
+  id: string,
+  query: { batch?: number; state?: RolloutDeviceStatus['state'] },
+): Promise<RolloutDeviceStatus[]> {
+  return (await e.controller.rollouts.devices(id, { ...query, limit: 500 }))!;
+}
+
 /** Per-state device counts add up to the total, overall and batch by batch. */
 function expectCountsAddUp(status: RolloutStatus) {
   const { offline: _offline, total, ...states } = status.counts;
   expect(Object.values(states).reduce((a, b) => a + b, 0)).toBe(total);
-  expect(status.batches.reduce((sum, b) => sum + b.devices.length, 0)).toBe(total);
+  expect(status.batches.reduce((sum, b) => sum + b.total, 0)).toBe(total);
   for (const batch of status.batches) {
     const { offline: _o, ...byState } = batch.counts;
-    expect(Object.values(byState).reduce((a, b) => a + b, 0)).toBe(batch.devices.length);
+    expect(Object.values(byState).reduce((a, b) => a + b, 0)).toBe(batch.total);
   }
 }
 
@@ -122,7 +132,7 @@ describe('rollouts end to end: Postgres, Mosquitto, a controller and podfleet-ag
 
     expect(done.state, done.reason).toBe('succeeded');
     // 10 canaries, then 25% of the other 490 (rounded up) per batch.
-    expect(done.batches.map((b) => [b.kind, b.devices.length])).toEqual([
+    expect(done.batches.map((b) => [b.kind, b.total])).toEqual([
       ['canary', 10],
       ['batch', 123],
       ['batch', 123],
@@ -132,7 +142,7 @@ describe('rollouts end to end: Postgres, Mosquitto, a controller and podfleet-ag
     expect(done.counts).toMatchObject({ total: 500, succeeded: 500, failed: 0, pending: 0 });
     expectCountsAddUp(done);
     for (const batch of done.batches) {
-      expect([batch.state, batch.counts.succeeded]).toEqual(['done', batch.devices.length]);
+      expect([batch.state, batch.counts.succeeded]).toEqual(['done', batch.total]);
     }
 
     // Every device says so itself: its last state report has V2 applied and ready.
@@ -155,7 +165,7 @@ describe('rollouts end to end: Postgres, Mosquitto, a controller and podfleet-ag
     const before = await devicesSeen(prisma, ids);
 
     const started = await startRollout(e, BROKEN, '--canary', '4', '--batch-size', '25%', '--health-timeout', '30s'); // prettier-ignore
-    const canary = started.batches[0]!.devices.map((d) => d.id);
+    const canary = (await devicesOf(e, started.id, { batch: 0 })).map((d) => d.id);
     expect(canary).toEqual(ids.slice(0, 4));
     const others = ids.slice(4);
     const done = await waitForRollout(e.controller, started.id, FINISHED, 60_000);
@@ -163,7 +173,7 @@ describe('rollouts end to end: Postgres, Mosquitto, a controller and podfleet-ag
     expect(done.state, done.reason).toBe('rolled_back');
     expect(done.reason).toMatch(/^rolling back: batch 0: [1-4] of 4 devices failed/);
     // A canary device either failed (its agent rolled back, with its reason) or was pointed back.
-    for (const device of done.batches[0]!.devices) {
+    for (const device of await devicesOf(e, started.id, { batch: 0 })) {
       expect(['failed', 'reverted']).toContain(device.state);
       expect(device.reason).toBeTruthy();
     }
@@ -230,7 +240,7 @@ describe('rollouts end to end: Postgres, Mosquitto, a controller and podfleet-ag
       status = (await e.controller.rollouts.status(id))!;
       expect([status.state, status.currentBatch]).toEqual(['paused', 0]);
       for (const batch of status.batches.slice(1)) {
-        expect([batch.state, batch.counts.pending]).toEqual(['pending', batch.devices.length]);
+        expect([batch.state, batch.counts.pending]).toEqual(['pending', batch.total]);
       }
       await sleep(250);
     }
@@ -312,7 +322,8 @@ describe('rollouts end to end: Postgres, Mosquitto, a controller and podfleet-ag
           0,
         ]);
         expect(status.counts.offline).toBe(4);
-        expect(status.batches[0]!.devices.find((d) => d.id === offline[0])).toMatchObject({
+        const batch0 = await devicesOf(e, id, { batch: 0 });
+        expect(batch0.find((d) => d.id === offline[0])).toMatchObject({
           state: 'updating',
           online: false,
         });
@@ -349,7 +360,12 @@ describe('rollouts end to end: Postgres, Mosquitto, a controller and podfleet-ag
       expect(done.state, done.reason).toBe('succeeded');
       expect(done.counts).toMatchObject({ total: 40, succeeded: 36, skipped: 4, failed: 0 });
       expectCountsAddUp(done);
-      const skipped = done.batches.flatMap((b) => b.devices).filter((d) => d.state === 'skipped');
+      // Through the CLI: `rollout status --devices` pages GET /v1/rollouts/:id/devices.
+      const listed = await mustRun(
+        e.cli('rollout', 'status', id, '--devices', '--state', 'skipped', '--json'),
+        'rollout status --devices',
+      );
+      const skipped = JSON.parse(listed.stdout) as RolloutDeviceStatus[];
       expect(skipped.map((d) => [d.id, d.reason])).toEqual(
         offline.map((d) => [d, 'offline when its batch started']),
       );

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ServiceSpec, generateSigningKey } from '@podfleet/shared';
+import { RolloutSpec, ServiceSpec, generateSigningKey } from '@podfleet/shared';
 import type { FastifyInstance } from 'fastify';
 import { hashToken } from '../auth/tokens.js';
 import { openDatabase, type Database } from '../db/client.js';
@@ -17,6 +17,7 @@ const tokens = new Map([
   [hashToken('pft_view'), { name: 'watcher', role: 'viewer' as const }],
 ]);
 const op = { authorization: 'Bearer pft_op' };
+const V1 = 'registry.example/acme/web:1';
 const V2 = 'registry.example/acme/web:2';
 
 describe('rollout routes', () => {
@@ -108,6 +109,19 @@ describe('rollout routes', () => {
     expect(unknown.json().message).toBe('group nowhere not found');
   });
 
+  it('refuses a policy the engine does not enforce yet, rather than ignoring it', async () => {
+    const refused = await app.inject({
+      method: 'POST',
+      url: '/v1/rollouts',
+      headers: op,
+      payload: { spec: { ...spec, strategy: { policy: { bake: '30s' } } } },
+    });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().issues).toEqual([
+      'strategy.policy: not enforced by this controller yet (decision 006); leave it out',
+    ]);
+  });
+
   it('starts, reports per batch, pauses, refuses a second resume, and streams its status', async () => {
     const started = await app.inject({
       method: 'POST',
@@ -169,6 +183,64 @@ describe('rollout routes', () => {
     ).toEqual([['web', 'rolling_back']]);
     const missing = await app.inject({
       url: '/v1/rollouts/00000000-0000-0000-0000-000000000000',
+      headers: op,
+    });
+    expect(missing.statusCode).toBe(404);
+  });
+
+  it('counts devices per batch and state in one status, lists its failures, and pages its devices', async () => {
+    await db.prisma.device.update({ where: { id: 'c' }, data: { online: false } });
+    // Written directly, finished, so that no engine pass moves it while it is looked at.
+    const rollout = await db.prisma.rollout.create({
+      data: {
+        service: 'web',
+        spec: RolloutSpec.parse(spec) as object,
+        targetImage: V2,
+        state: 'failed',
+        batchCount: 2,
+        currentBatch: 1,
+        batchStartedAt: new Date(),
+        createdBy: 'ops',
+        devices: {
+          create: [
+            { deviceId: 'a', batch: 0, fromImage: V1, toImage: V2, state: 'succeeded' },
+            { deviceId: 'b', batch: 1, fromImage: V1, toImage: V2, state: 'failed', reason: 'web: not ready within 60s' }, // prettier-ignore
+            { deviceId: 'c', batch: 1, fromImage: V1, toImage: V2, state: 'updating' },
+          ],
+        },
+      },
+    });
+    const status = (await app.inject({ url: `/v1/rollouts/${rollout.id}`, headers: op })).json();
+    expect(status.counts).toEqual({
+      ...{ pending: 0, updating: 1, succeeded: 1, failed: 1, skipped: 0, reverting: 0 },
+      ...{ reverted: 0, offline: 1, total: 3 },
+    });
+    expect(
+      status.batches.map((b: Record<string, unknown>) => [b.index, b.kind, b.state, b.total]),
+    ).toEqual([
+      [0, 'canary', 'done', 1],
+      [1, 'batch', 'running', 2],
+    ]);
+    expect(status.batches[1].counts).toMatchObject({ failed: 1, updating: 1, offline: 1 });
+    const b = { id: 'b', batch: 1, state: 'failed', from: V1, to: V2, online: true };
+    expect(status.failures).toEqual([{ ...b, reason: 'web: not ready within 60s' }]);
+
+    const devices = (query: string) =>
+      app.inject({ url: `/v1/rollouts/${rollout.id}/devices${query}`, headers: op });
+    const first = (await devices('?limit=2')).json();
+    expect(first.items.map((d: { id: string }) => d.id)).toEqual(['a', 'b']);
+    const second = (await devices(`?limit=2&cursor=${first.nextCursor}`)).json();
+    expect(second).toEqual({
+      items: [{ id: 'c', batch: 1, state: 'updating', from: V1, to: V2, online: false }],
+      nextCursor: null,
+    });
+    const ids = async (query: string) =>
+      (await devices(query)).json().items.map((d: { id: string }) => d.id);
+    expect(await ids('?state=failed')).toEqual(['b']);
+    expect(await ids('?batch=1')).toEqual(['b', 'c']);
+    expect(await ids('?batch=0&state=failed')).toEqual([]);
+    const missing = await app.inject({
+      url: '/v1/rollouts/00000000-0000-0000-0000-000000000000/devices',
       headers: op,
     });
     expect(missing.statusCode).toBe(404);

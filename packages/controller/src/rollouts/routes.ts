@@ -10,6 +10,8 @@ import {
   PlanView,
   RolloutAction,
   RolloutBody,
+  RolloutDeviceQuery,
+  RolloutDeviceView,
   RolloutParams,
   RolloutQuery,
   RolloutStatusView,
@@ -18,9 +20,26 @@ import {
 import { FINISHED, type RolloutStatus } from './status.js';
 
 const Cursor = z.tuple([z.string(), z.string()]);
+const DeviceCursor = z.tuple([z.number().int(), z.string()]);
 
 /** Rollouts: plan, start, list, status, pause / resume / abort, and a live stream (SSE). */
 export function rolloutRoutes(engine: RolloutEngine): RoutePlugin {
+  // Concurrent reads of one rollout's status (dashboards, `rollout watch`, streams) share the read
+  // in flight: a status is never older than the start of a read that was running when it was asked
+  // for, and a change this controller commits (a happening) ends the sharing of earlier reads.
+  const reading = new Map<string, Promise<RolloutStatus | undefined>>();
+  const sharedStatus = (id: string): Promise<RolloutStatus | undefined> => {
+    let read = reading.get(id);
+    if (!read) {
+      read = engine.status(id).finally(() => {
+        if (reading.get(id) === read) reading.delete(id);
+      });
+      reading.set(id, read);
+    }
+    return read;
+  };
+  engine.events.on('happening', (id: string) => reading.delete(id));
+
   return (app: FastifyInstance) => {
     const routes = app.withTypeProvider<ZodTypeProvider>();
 
@@ -112,15 +131,46 @@ export function rolloutRoutes(engine: RolloutEngine): RoutePlugin {
         config: { role: 'viewer' },
         schema: {
           tags: ['rollouts'],
-          summary: 'A rollout per batch and per device',
+          summary: 'A rollout: counts per batch and state, and its first failures',
           params: RolloutParams,
           response: { 200: RolloutStatusView },
         },
       },
       async (request) => {
-        const status = await engine.status(request.params.id);
+        const status = await sharedStatus(request.params.id);
         if (!status) throw notFound(`rollout ${request.params.id}`);
         return status;
+      },
+    );
+
+    routes.get(
+      '/rollouts/:id/devices',
+      {
+        config: { role: 'viewer' },
+        schema: {
+          tags: ['rollouts'],
+          summary: 'A rollout’s devices, by batch and id, paged; optionally of one batch or state',
+          params: RolloutParams,
+          querystring: RolloutDeviceQuery,
+          response: { 200: pageOf(RolloutDeviceView) },
+        },
+      },
+      async (request) => {
+        const { batch, state, limit, cursor } = request.query;
+        const after = cursor === undefined ? undefined : decodeCursor(cursor, DeviceCursor);
+        const rows = await engine.devices(request.params.id, {
+          batch,
+          state,
+          after,
+          limit: limit + 1,
+        });
+        if (!rows) throw notFound(`rollout ${request.params.id}`);
+        return cutPage(
+          rows,
+          limit,
+          (row) => [row.batch, row.id],
+          (row) => row,
+        );
       },
     );
 
@@ -169,7 +219,7 @@ export function rolloutRoutes(engine: RolloutEngine): RoutePlugin {
         engine.events.on('happening', onHappening);
         // Statuses come from Postgres, so a stream sees progress made by any controller.
         const poll = setInterval(() => {
-          void engine.status(first.id).then((status: RolloutStatus | undefined) => {
+          void sharedStatus(first.id).then((status: RolloutStatus | undefined) => {
             if (!status) return;
             const text = JSON.stringify(status);
             if (text !== last) {

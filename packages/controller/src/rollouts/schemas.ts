@@ -22,6 +22,22 @@ const Counts = z.object({
   offline: z.number(),
 });
 
+export const RolloutDeviceView = z.object({
+  id: z.string(),
+  batch: z.number(),
+  state: DeviceState,
+  from: z.string(),
+  to: z.string(),
+  reason: z.string().optional(),
+  online: z.boolean(),
+});
+
+export const RolloutDeviceQuery = z.object({
+  batch: z.coerce.number().int().min(0).optional(),
+  state: DeviceState.optional(),
+  ...PageQuery,
+});
+
 export const RolloutStatusView = z.object({
   id: z.string(),
   service: z.string(),
@@ -41,19 +57,12 @@ export const RolloutStatusView = z.object({
       index: z.number(),
       kind: z.enum(['canary', 'batch']),
       state: z.enum(['pending', 'running', 'done']),
+      total: z.number(),
       counts: Counts,
-      devices: z.array(
-        z.object({
-          id: z.string(),
-          state: DeviceState,
-          from: z.string(),
-          to: z.string(),
-          reason: z.string().optional(),
-          online: z.boolean(),
-        }),
-      ),
     }),
   ),
+  /** The first failed devices (by batch and id); counts.failed says how many there are. */
+  failures: z.array(RolloutDeviceView),
   excluded: z.array(z.object({ id: z.string(), reason: z.string() })),
 });
 

@@ -3,6 +3,7 @@ import type { DeviceRolloutState } from './progress.js';
 
 export interface RolloutDeviceStatus {
   id: string;
+  batch: number;
   state: DeviceRolloutState;
   from: string;
   to: string;
@@ -14,11 +15,16 @@ export interface RolloutBatchStatus {
   index: number;
   kind: 'canary' | 'batch';
   state: 'pending' | 'running' | 'done';
+  /** Devices in the batch. */
+  total: number;
   counts: Record<DeviceRolloutState | 'offline', number>;
-  devices: RolloutDeviceStatus[];
 }
 
-/** Everything an operator sees about a rollout: GET /v1/rollouts/:id, the stream, `rollout watch`. */
+/**
+ * Everything an operator sees about a rollout at a glance: GET /v1/rollouts/:id, the stream,
+ * `rollout watch`. Its size does not grow with the fleet: counts per batch, and only the first
+ * failed devices; every device is listed, paged, by GET /v1/rollouts/:id/devices.
+ */
 export interface RolloutStatus {
   id: string;
   service: string;
@@ -33,8 +39,12 @@ export interface RolloutStatus {
   finishedAt?: string;
   counts: Record<DeviceRolloutState | 'offline' | 'total', number>;
   batches: RolloutBatchStatus[];
+  /** Failed devices by batch and id, at most FAILURES_SHOWN; counts.failed says how many in all. */
+  failures: RolloutDeviceStatus[];
   excluded: { id: string; reason: string }[];
 }
+
+export const FAILURES_SHOWN = 100;
 
 export const FINISHED: readonly RolloutState[] = ['succeeded', 'failed', 'aborted', 'rolled_back'];
 
