@@ -452,10 +452,26 @@ describe('rollouts end to end: Postgres, Mosquitto, a controller and podfleet-ag
       );
       expect(times.size).toBe(1);
     }
-    // Not asserted: one stored apply event per device. A loaded run lost the killed batch's apply
-    // events — likely Mosquitto not queueing shared-subscription messages while every member of
-    // the group is offline (see the session note); the devices' own state reports decide here.
     expect(fleet.progress()).toMatchObject({ applied: 60, rollbacks: 0 });
+    // Every device's apply of V2 is stored exactly once, also those reported while no controller
+    // ran: the broker kept them in the controller's session (decision 004), and the restarted
+    // controller listens before it connects.
+    const seen = await devicesSeen(prisma, ids);
+    const applies = await prisma.deviceEvent.findMany({
+      where: { deviceId: { in: ids }, type: 'apply' },
+      select: { deviceId: true, payload: true },
+    });
+    const missing = ids.filter((device) => {
+      const generation = seen.get(device)?.appliedGeneration;
+      const stored = applies.filter(
+        (e) =>
+          e.deviceId === device &&
+          (e.payload as { result?: string; generation?: number }).result === 'applied' &&
+          (e.payload as { generation?: number }).generation === generation,
+      );
+      return stored.length !== 1;
+    });
+    expect(missing).toEqual([]);
     timings.push(
       `controller killed in batch 2 (60 devices): ${seconds(Date.now() - began)}, done ${seconds(Date.now() - killedAt)} after the kill`,
     );
