@@ -17,7 +17,7 @@ const MIRROR = process.env.PODFLEET_DEBIAN_MIRROR ?? 'http://deb.debian.org/debi
 // openssh-server: what `podfleet enroll ssh` reaches a device through.
 const PACKAGES = [
   'systemd', 'systemd-sysv', 'dbus', 'podman', 'netavark', 'aardvark-dns', 'runc', 'crun',
-  'conmon', 'iproute2', 'procps', 'iptables', 'nftables', 'openssh-server',
+  'conmon', 'iproute2', 'procps', 'iptables', 'nftables', 'openssh-server', 'sudo',
 ]; // prettier-ignore
 
 /**

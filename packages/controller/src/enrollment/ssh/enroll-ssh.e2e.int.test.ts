@@ -57,6 +57,9 @@ const DEVICE = 'lab-ssh-1';
 let device: LabDevice;
 let broker: ManagedMosquitto;
 let controller: RunningController;
+/** Operators' accounts on the device besides root: with passwordless sudo, and without. */
+const SUDO_USER = 'pfadmin';
+const PLAIN_USER = 'pfplain';
 let operator: Operator;
 let work: string;
 let identity: string;
@@ -87,6 +90,24 @@ beforeAll(async () => {
     await readFile(`${identity}.pub`, 'utf8'),
   );
   await device.exec(['chmod', '0600', '/root/.ssh/authorized_keys']);
+  // Two operators' accounts: one that may run anything through sudo without a password (as an
+  // image's default user often may), one that may not.
+  for (const user of [SUDO_USER, PLAIN_USER]) {
+    await device.exec(['useradd', '--create-home', '--shell', '/bin/sh', user]);
+    await device.exec(['install', '-d', '-m', '0700', '-o', user, `/home/${user}/.ssh`]);
+    await writeInDevice(
+      device,
+      `/home/${user}/.ssh/authorized_keys`,
+      await readFile(`${identity}.pub`, 'utf8'),
+    );
+    await device.exec(['chown', user, `/home/${user}/.ssh/authorized_keys`]);
+  }
+  await writeInDevice(
+    device,
+    `/etc/sudoers.d/${SUDO_USER}`,
+    `${SUDO_USER} ALL=(ALL) NOPASSWD:ALL\n`,
+  );
+  await device.exec(['chmod', '0440', `/etc/sudoers.d/${SUDO_USER}`]);
   fingerprint = (
     await device.exec(['ssh-keygen', '-lf', '/etc/ssh/ssh_host_ed25519_key.pub'])
   ).split(' ')[1]!;
@@ -154,9 +175,14 @@ async function timed<T>(label: string, work: () => Promise<T>): Promise<T> {
 
 /** `podfleet enroll ssh root@DEVICE …` as the operator runs it, with the test's key. */
 function enroll(label: string, ...argv: string[]): Promise<CliRun> {
+  return enrollAs(target, label, ...argv);
+}
+
+/** The same as another user of the device (`USER@ADDRESS`). */
+function enrollAs(login: string, label: string, ...argv: string[]): Promise<CliRun> {
   return timed(label, () =>
     operator.cli(
-      'enroll', 'ssh', target, '--identity', identity, '--device', DEVICE,
+      'enroll', 'ssh', login, '--identity', identity, '--device', DEVICE,
       '--broker', brokerUrl, ...argv,
     ),
   ); // prettier-ignore
@@ -353,9 +379,23 @@ describe('podfleet enroll ssh (real sshd, real device)', () => {
     await expectNothingLeft();
   });
 
-  it('enrolls the device: online with the identity it was issued, the agent its unit', async () => {
-    const run = await enroll(
-      'enrollment (connect → online)',
+  it('stops at the check as a user who may not use sudo, having written nothing', async () => {
+    const run = await enrollAs(
+      `${PLAIN_USER}@${device.link!.address}`,
+      'user without sudo refused',
+      '--known-hosts',
+      knownHosts('kh'),
+    );
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('step check failed');
+    expect(run.stderr).toMatch(/sudo/);
+    await expectNothingLeft();
+  });
+
+  it('enrolls the device as a sudo user: online with the identity it was issued, the agent its unit', async () => {
+    const run = await enrollAs(
+      `${SUDO_USER}@${device.link!.address}`,
+      'enrollment as a sudo user (connect → online)',
       '--known-hosts', knownHosts('kh'), '--group', 'lab', '--labels', 'site=lab,tier=edge', '--json',
     ); // prettier-ignore
     if (run.code !== 0) throw new Error(run.stderr);
