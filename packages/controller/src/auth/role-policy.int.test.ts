@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -50,7 +51,8 @@ describe('the role policy on every registered route', () => {
       [
         collect,
         ...apiRoutes(),
-        rolloutRoutes({} as RolloutEngine),
+        // The status cache listens to the engine's happenings from the start.
+        rolloutRoutes({ events: new EventEmitter() } as unknown as RolloutEngine),
         commandRoutes({} as DeviceCommands),
       ],
       [dashboardPage],
