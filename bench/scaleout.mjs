@@ -12,75 +12,19 @@
 // Mosquitto's 1,000-message queue), and stops it at the end. BENCH_EVENTS (100,000), BENCH_PUBLISHERS (3), BENCH_DEVICES (2,000),
 // BENCH_MODES (backlog,live), BENCH_ORDER (1,2,1: controller counts, in the order they run).
 import { randomUUID } from 'node:crypto';
-import { fork, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, totalmem, tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
-import mqtt from 'mqtt';
 import pg from 'pg';
+import { privateBroker, runPublisher } from './support.mjs';
 
 const SELF = new URL(import.meta.url).pathname;
 const isChild = process.argv[2] === '--publisher' || process.argv[2] === '--controller';
 const broker = process.env.BENCH_MQTT_URL || isChild ? undefined : await privateBroker();
 const MQTT = process.env.BENCH_MQTT_URL ?? broker?.url;
 
-/** Mosquitto with bench/mosquitto-unbounded.conf's settings, on a free loopback port. */
-async function privateBroker() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  const dir = mkdtempSync(join(tmpdir(), 'pf-bench-mosquitto-'));
-  const config = readFileSync(new URL('mosquitto-unbounded.conf', import.meta.url), 'utf8').replace(
-    /^listener \d+ /m,
-    `listener ${port} `,
-  );
-  writeFileSync(join(dir, 'mosquitto.conf'), config);
-  const child = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    const open = await new Promise((resolve) => {
-      const probe = createServer().listen(port, '127.0.0.1');
-      probe.once('listening', () => probe.close(() => resolve(false)));
-      probe.once('error', () => resolve(true));
-    });
-    if (open) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return {
-    url: `mqtt://127.0.0.1:${port}`,
-    stop: () => {
-      child.kill('SIGTERM');
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-if (process.argv[2] === '--publisher') {
-  const [, , , prefix, devices, from, count] = process.argv;
-  const client = await mqtt.connectAsync(MQTT, { clientId: `pf-bench-pub-${randomUUID()}` });
-  process.send({ ready: true });
-  await new Promise((resolve) => process.once('message', resolve));
-  const inflight = [];
-  for (let i = Number(from); i < Number(from) + Number(count); i++) {
-    const device = `${prefix}-${i % Number(devices)}`;
-    const event = {
-      id: randomUUID(),
-      device,
-      at: new Date().toISOString(),
-      type: 'error',
-      message: 'disk full',
-    };
-    inflight.push(
-      client.publishAsync(`pf/v1/dev/${device}/events`, JSON.stringify(event), { qos: 1 }),
-    );
-    if (inflight.length >= 1000) await Promise.all(inflight.splice(0));
-  }
-  await Promise.all(inflight);
-  process.send({ done: true });
-  await client.endAsync();
-  process.exit(0);
-}
+if (process.argv[2] === '--publisher') await runPublisher(MQTT, process.argv.slice(3));
 
 if (process.argv[2] === '--controller') {
   // One controller's ingest: connects on `go`, reports its counts on `stats`, leaves on `stop`.

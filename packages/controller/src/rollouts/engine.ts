@@ -53,7 +53,10 @@ const TRANSACTION = { timeout: 60_000, maxWait: 60_000 };
  * reissue the manifests of the devices it switched.
  */
 export class RolloutEngine {
-  /** `happening` (rolloutId, line) for the live stream and the log. */
+  /**
+   * `happening` (rolloutId, line) for the live stream and the log; `ticked` (rolloutId) after each
+   * tick stored for a rollout.
+   */
   readonly events = new EventEmitter();
   private timer: NodeJS.Timeout | undefined;
   /** Passes run one after the other, in this process; other controllers are kept out by locks. */
@@ -270,6 +273,8 @@ export class RolloutEngine {
       }, TRANSACTION);
       if (!claimed) return seen.length;
       seen.push(claimed.id);
+      // Whatever the tick stored (devices that succeeded say nothing), readers see it now.
+      this.events.emit('ticked', claimed.id);
       this.emit(claimed.id, claimed.happenings);
       if (claimed.reissue) await this.reissue(claimed.id);
     }

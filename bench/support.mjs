@@ -1,0 +1,72 @@
+/* global URL, setTimeout */
+// What several benchmarks share: a private Mosquitto, and the event-publisher child process.
+import { randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+
+/** Mosquitto with bench/mosquitto-unbounded.conf's settings, on a free loopback port. */
+export async function privateBroker() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  const dir = mkdtempSync(join(tmpdir(), 'pf-bench-mosquitto-'));
+  const config = readFileSync(new URL('mosquitto-unbounded.conf', import.meta.url), 'utf8').replace(
+    /^listener \d+ /m,
+    `listener ${port} `,
+  );
+  writeFileSync(join(dir, 'mosquitto.conf'), config);
+  const child = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    const open = await new Promise((resolve) => {
+      const probe = createServer().listen(port, '127.0.0.1');
+      probe.once('listening', () => probe.close(() => resolve(false)));
+      probe.once('error', () => resolve(true));
+    });
+    if (open) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    stop: () => {
+      child.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The publisher child (`--publisher PREFIX DEVICES FROM COUNT`): connects, says `ready`, waits for
+ * the go message, publishes its share of `error` events (QoS 1, 1,000 in flight), and reports
+ * `done` with the seconds it took.
+ */
+export async function runPublisher(mqttUrl, argv) {
+  const [prefix, devices, from, count] = argv;
+  const client = await mqtt.connectAsync(mqttUrl, { clientId: `pf-bench-pub-${randomUUID()}` });
+  process.send({ ready: true });
+  await new Promise((resolve) => process.once('message', resolve));
+  const start = performance.now();
+  const inflight = [];
+  for (let i = Number(from); i < Number(from) + Number(count); i++) {
+    const device = `${prefix}-${i % Number(devices)}`;
+    const event = {
+      id: randomUUID(),
+      device,
+      at: new Date().toISOString(),
+      type: 'error',
+      message: 'disk full',
+    };
+    inflight.push(
+      client.publishAsync(`pf/v1/dev/${device}/events`, JSON.stringify(event), { qos: 1 }),
+    );
+    if (inflight.length >= 1000) await Promise.all(inflight.splice(0));
+  }
+  await Promise.all(inflight);
+  process.send({ done: (performance.now() - start) / 1000 });
+  await client.endAsync();
+  process.exit(0);
+}
