@@ -88,7 +88,7 @@ describe('desired-state sync on Postgres', () => {
     await fleet();
     const publisher = recorder();
     const sync = new DesiredSync({ db, publisher, key, log });
-    expect(await sync.recompute()).toEqual({ devices: 3, published: 3, conflicts: 0 });
+    expect(await sync.recompute()).toMatchObject({ devices: 3, published: 3, conflicts: 0 });
     expect(publisher.published.map((m) => [m.device, m.generation, m.services.length])).toEqual([
       ['ber-1', 1, 1],
       ['ber-2', 1, 1],
@@ -107,7 +107,12 @@ describe('desired-state sync on Postgres', () => {
     const publisher = recorder();
     const sync = new DesiredSync({ db, publisher, key, log });
     await sync.recompute();
-    expect(await sync.recompute()).toEqual({ devices: 3, published: 0, conflicts: 0 });
+    expect(await sync.recompute()).toEqual({
+      devices: 3,
+      published: 0,
+      conflicts: 0,
+      publishedDevices: [],
+    });
     await db.prisma.pin.create({
       data: {
         groupName: 'edge',

@@ -42,6 +42,8 @@ export interface SyncResult {
   devices: number;
   published: number;
   conflicts: number;
+  /** The devices whose new manifest this run stored and published. */
+  publishedDevices: string[];
 }
 
 // Manifests in flight at once. Waiting for every PUBACK of a slice before sending the next cost
@@ -116,8 +118,20 @@ export class DesiredSync implements Fleet {
 
   /** Publishes every stored manifest again: at start, and after the broker lost retained ones. */
   async republishAll(): Promise<number> {
+    return this.republish();
+  }
+
+  /**
+   * Publishes the stored manifests of `ids` (all devices when absent) again, retained: what a
+   * controller stored but died before publishing reaches the devices. A device that has the
+   * generation already takes it as no news.
+   */
+  async republish(ids?: readonly string[]): Promise<number> {
     const devices = await this.options.db.prisma.device.findMany({
-      where: { desiredManifest: { not: { equals: null } } },
+      where: {
+        desiredManifest: { not: { equals: null } },
+        ...(ids ? { id: { in: [...ids] } } : {}),
+      },
       select: { desiredManifest: true },
     });
     const manifests = devices.flatMap((d) =>
@@ -221,7 +235,12 @@ export class DesiredSync implements Fleet {
         'desired state recomputed',
       );
     }
-    return { devices, published: changed.length, conflicts };
+    return {
+      devices,
+      published: changed.length,
+      conflicts,
+      publishedDevices: changed.map((m) => m.device),
+    };
   }
 }
 

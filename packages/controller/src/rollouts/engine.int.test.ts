@@ -281,6 +281,57 @@ describe('rollout engine on Postgres with a simulated fleet', () => {
       expect(lines.filter((l) => l === `batch ${batch} started: 2 devices`)).toHaveLength(1);
   });
 
+  it('publishes the manifests a controller stored but was killed before publishing', async () => {
+    await fleet(4);
+    const first = services();
+    await first.sync.recompute();
+    await devicesConverge();
+    // Controller A: its broker connection is gone the moment it has stored the batch's manifests.
+    const killed = new DesiredSync({
+      db,
+      publisher: {
+        publish: async () => Promise.reject(new Error('killed')),
+        clear: async () => undefined,
+      },
+      key,
+      log,
+      rollouts: loadRolloutOverrides,
+    });
+    const a = new RolloutEngine({ db, sync: killed, log, now: () => clock });
+    const started = await a.start(
+      { service: 'web', image: V2, targets: { groups: ['edge'] }, strategy: { batchSize: 2 } },
+      'ops',
+    );
+    await a.pass().catch(() => undefined);
+    const stored = await db.prisma.device.findMany({
+      where: { desiredManifest: { not: { equals: null } } },
+    });
+    const switched = stored
+      .filter((d) => JSON.stringify(d.desiredManifest).includes(V2))
+      .map((d) => d.id);
+    expect(switched).toHaveLength(2);
+    // Controller B, which stays: its pass must get those manifests to the devices.
+    const published: DeviceManifest[] = [];
+    const survivor = new DesiredSync({
+      db,
+      publisher: { publish: async (m) => void published.push(m), clear: async () => undefined },
+      key,
+      log,
+      rollouts: loadRolloutOverrides,
+    });
+    const b = new RolloutEngine({ db, sync: survivor, log, now: () => clock });
+    await b.pass();
+    expect(
+      published
+        .filter((m) => m.services[0]?.image === V2)
+        .map((m) => m.device)
+        .sort(),
+    ).toEqual(switched.sort());
+    expect((await b.status(started.id))!.state).toBe('running');
+    await a.close();
+    await b.close();
+  });
+
   it('plans without writing anything, showing each device’s image before and after', async () => {
     await fleet(4);
     const { sync, engine } = services();

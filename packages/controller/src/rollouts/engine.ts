@@ -288,8 +288,19 @@ export class RolloutEngine {
 
   /** Recomputes manifests, then records which generation carries each device's switch. */
   private async reissue(id: string): Promise<void> {
-    await this.options.sync.recompute();
     const prisma = this.options.db.prisma;
+    const unstamped = await prisma.$queryRawUnsafe<{ device_id: string }[]>(
+      `SELECT device_id FROM rollout_devices WHERE rollout_id = $1::uuid
+         AND ((state = 'updating' AND target_generation IS NULL)
+           OR (state = 'reverting' AND revert_generation IS NULL))`,
+      id,
+    );
+    const result = await this.options.sync.recompute();
+    // A controller killed between storing these devices' manifests and publishing them left them
+    // stored and unpublished: this recompute finds nothing changed, so it publishes them again.
+    const published = new Set(result?.publishedDevices);
+    const missed = unstamped.map((row) => row.device_id).filter((device) => !published.has(device));
+    if (missed.length > 0) await this.options.sync.republish(missed);
     await prisma.$executeRawUnsafe(
       `UPDATE rollout_devices rd SET target_generation = d.desired_generation, updated_at = now()
        FROM devices d WHERE rd.device_id = d.id AND rd.rollout_id = $1::uuid AND rd.state = 'updating' AND rd.target_generation IS NULL`,

@@ -193,7 +193,7 @@ describe('two controllers on one database and one broker', () => {
       undefined,
       200,
     );
-    expect(done.state).toBe('succeeded');
+    expect(done.state, done.reason ?? '').toBe('succeeded');
     await waitUntilAllRun(db.prisma, ids, V2, 10_000);
     // Each batch started once; the last ones by B, since A was gone.
     const starts = [...happenings(linesOfA), ...happenings(b.lines)].filter((l) =>
