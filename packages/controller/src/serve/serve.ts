@@ -106,13 +106,13 @@ export async function startController(
     });
     // Runs after the broker connection ends (cleanups go newest first): nothing arrives unjournaled.
     cleanups.push(() => ingest.close());
-    // This controller's lock, before its broker session: a peer may be draining that session (004).
     // A private CA or a client certificate for mqtts:// (docs/security.md); empty otherwise.
     const tls = brokerTlsOptions(config);
     // Device broker accounts: the password file written from the database before anything
     // connects (what changed while the controller was away, e.g. a revocation, takes effect now).
     const access = brokerAccessFromEnv(config);
     if (access) await access.sync(db.prisma);
+    // This controller's lock, before its broker session: a peer may be draining that session (004).
     const peers = config.DATABASE_URL
       ? await PeerSessions.start({
           databaseUrl: config.DATABASE_URL,

@@ -40,7 +40,7 @@ export function deviceLink(pid: number, index: number): DeviceLink {
 
 /** Creates the pair, moves the device's end into the namespace of `leader`, addresses both. */
 export async function connectDevice(link: DeviceLink, leader: number): Promise<void> {
-  const peer = `${link.hostInterface.replace(/^pfh/, 'pfd')}`;
+  const peer = link.hostInterface.replace(/^pfh/, 'pfd');
   await ip(['link', 'add', link.hostInterface, 'type', 'veth', 'peer', 'name', peer]);
   try {
     await ip(['link', 'set', peer, 'netns', String(leader)]);

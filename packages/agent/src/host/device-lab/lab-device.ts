@@ -168,7 +168,12 @@ export async function bootDevice(options: LabDeviceOptions = {}): Promise<LabDev
     await mkdir(join(labCacheDir(), 'devices'), { recursive: true });
     await hostRun(['cp', '-a', '--reflink=auto', rootfs, plan.persistentRoot]);
   }
-  return spawnDevice(plan);
+  try {
+    return await spawnDevice(plan);
+  } catch (error) {
+    if (plan.persistentRoot) await removeTree(plan.persistentRoot);
+    throw error;
+  }
 }
 
 async function spawnDevice(plan: BootPlan): Promise<LabDevice> {
