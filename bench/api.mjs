@@ -8,6 +8,7 @@ import { execFile, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
 import { promisify } from 'node:util';
+import { simFleet } from './support.mjs';
 
 const h = await import('../packages/controller/dist/rollouts/e2e/harness.js');
 const N = Number(process.env.BENCH_DEVICES ?? 10_000);
@@ -53,21 +54,7 @@ try {
   cleanups.add(() => e.controller.close());
   const prisma = e.controller.db.prisma;
   const base = `bench-api-${randomBytes(3).toString('hex')}`;
-  const prefixOf = (p) => `${base}-p${p}`;
-  const share = Math.ceil(N / PROCS);
-  const ids = [];
-  for (let p = 0; p < PROCS; p++)
-    ids.push(...h.simIds(prefixOf(p), Math.min(share, N - p * share)));
-  // A busy broker can time out the clearing client's CONNACK: try again, a bounded number of times.
-  cleanups.add(async () => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await h.clearRetained(ids);
-      } catch (error) {
-        if (attempt === 3) throw error;
-      }
-    }
-  });
+  const { ids, prefixOf, share } = simFleet(h, cleanups, base, N, PROCS);
   // Devices straight into the table (registering 10,000 through the CLI takes minutes), the rest
   // through the CLI as an operator would.
   await prisma.device.createMany({ data: ids.map((id) => ({ id, labels: { fleet: base } })) });

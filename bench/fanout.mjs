@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
+import { simFleet } from './support.mjs';
 
 const MQTT = process.env.PODFLEET_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 const V1 = 'registry.example/acme/web:1.0';
@@ -195,21 +196,7 @@ async function main() {
     cleanups.add(() => e.controller.close());
     const prisma = e.controller.db.prisma;
     const base = `bench-fan-${randomBytes(3).toString('hex')}`;
-    const prefixOf = (p) => `${base}-p${p}`;
-    const share = Math.ceil(N / PROCS);
-    const ids = [];
-    for (let p = 0; p < PROCS; p++)
-      ids.push(...h.simIds(prefixOf(p), Math.min(share, N - p * share)));
-    // A busy broker can time out the clearing client's CONNACK: try again, a bounded number of times.
-    cleanups.add(async () => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await h.clearRetained(ids);
-        } catch (error) {
-          if (attempt === 3) throw error;
-        }
-      }
-    });
+    const { ids, prefixOf, share } = simFleet(h, cleanups, base, N, PROCS);
     let t = performance.now();
     if (N <= 5000) await h.provisionFleet(e, { ids, label: base, image: V1 }, site.dataDir);
     else {

@@ -70,3 +70,26 @@ export async function runPublisher(mqttUrl, argv) {
   await client.endAsync();
   process.exit(0);
 }
+
+/**
+ * The ids of N simulated devices run by PROCS `podfleet-agent sim` processes (prefix BASE-pP each,
+ * h = the e2e harness), and a cleanup that clears what they left retained on the broker.
+ */
+export function simFleet(h, cleanups, base, n, procs) {
+  const prefixOf = (p) => `${base}-p${p}`;
+  const share = Math.ceil(n / procs);
+  const ids = [];
+  for (let p = 0; p < procs; p++)
+    ids.push(...h.simIds(prefixOf(p), Math.min(share, n - p * share)));
+  // A busy broker can time out the clearing client's CONNACK: try again, a bounded number of times.
+  cleanups.add(async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await h.clearRetained(ids);
+      } catch (error) {
+        if (attempt === 3) throw error;
+      }
+    }
+  });
+  return { ids, prefixOf, share };
+}

@@ -87,7 +87,7 @@ export function registerDevices(program: Command, io: CliIo): void {
 }
 
 /** `k=v,k2=v2` → labels; the controller checks each key and value. */
-function parseLabelList(text: string): Record<string, string> {
+export function parseLabelList(text: string): Record<string, string> {
   const labels: Record<string, string> = {};
   for (const pair of text.split(',').filter(Boolean)) {
     const eq = pair.indexOf('=');

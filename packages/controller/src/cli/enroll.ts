@@ -14,6 +14,7 @@ import {
 import { EnrollFailed } from '../enrollment/ssh/steps.js';
 import { clientFor, withConnection, type ApiClient, type ConnectionFlags } from './api-client.js';
 import { commandGroup } from './command-group.js';
+import { parseLabelList } from './devices.js';
 import { CliError, EXIT, type CliIo } from './io.js';
 
 interface EnrollFlags extends ConnectionFlags {
@@ -202,15 +203,4 @@ function parseMinFreeFlag(text: string): Record<string, number> {
   } catch (error) {
     throw new InvalidArgumentError((error as Error).message);
   }
-}
-
-/** `k=v,k2=v2` → labels; the controller checks each key and value. */
-function parseLabelList(text: string): Record<string, string> {
-  const labels: Record<string, string> = {};
-  for (const pair of text.split(',').filter(Boolean)) {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) throw new InvalidArgumentError(`not k=v: ${JSON.stringify(pair)}`);
-    labels[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  return labels;
 }
