@@ -2,6 +2,7 @@ import type { DeviceEvent } from '@podfleet/shared';
 import type { Clock } from '../clock/clock.js';
 import type { AutoUpdateRow, HostDriver } from '../host/host-driver.js';
 import { eventHeader, type EventSource } from '../reconcile/events.js';
+import { failureWithJournal } from '../reconcile/failure.js';
 import { awaitReady } from '../reconcile/health-gate.js';
 import { isRunning } from '../reconcile/planner.js';
 import { restoreService } from '../reconcile/rollback.js';
@@ -135,6 +136,12 @@ async function gateUpdate(
     await recordImageId(store, spec.name, newId);
     return { updated: 'true', events: [] };
   }
+  // Before the rollback restarts the previous image: the journal is the failed run's.
+  const failure = await failureWithJournal(driver, {
+    reason: gate.failure,
+    detail: gate.reason,
+    unit: gate.unit,
+  });
   const restore = await restoreService(driver, clock, saved, pollMs);
   await store.dropBackup(spec.name);
   const event: DeviceEvent = {
@@ -150,6 +157,7 @@ async function gateUpdate(
         ? gate.reason
         : `${gate.reason}; not restored: ${restore.detail}`,
     restored: restore.restored,
+    failure,
   };
   return { updated: restore.restored ? 'rolled back' : 'failed', events: [event] };
 }

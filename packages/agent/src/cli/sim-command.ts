@@ -63,6 +63,12 @@ export function registerSim(program: Command, io: CliIo, signal: AbortSignal): v
     .option('--progress <seconds>', 'how often to print progress', parseSeconds, 2)
     .option('--log-level <level>', 'agent log level (to stderr)', 'error')
     .option('--json', 'print the summary as JSON')
+    .addHelpText(
+      'after',
+      '\nImages whose reference contains crash-after-Ns (e.g. web:1.1-crash-after-30s) get ready,\n' +
+        'then exit N seconds later, once: systemd restarts them, and the device reports the\n' +
+        'restart (restarts + 1, a new activeSince), as an app that crashes after its start.',
+    )
     .action((options: SimOptions) => runSim(options, io, signal));
 }
 

@@ -28,6 +28,8 @@ export interface UnitStatus {
   result: string;
   /** NRestarts: automatic restarts since the last manual start. */
   restarts: number;
+  /** ActiveEnterTimestamp as an ISO time: when the unit last entered active; absent if never. */
+  activeSince?: string;
   /** MainPID, 0 when none. */
   mainPid: number;
   fileState: UnitFileState;

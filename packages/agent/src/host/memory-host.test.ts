@@ -109,6 +109,43 @@ describe('MemoryHost units', () => {
     expect((await host.unitStatus('web.service')).active).toBe('activating');
   });
 
+  it('reports when the unit last entered active: set at READY=1, new after an automatic restart', async () => {
+    const { clock, host } = device();
+    host.images.push(IMAGE, { crashOnceAfterReadyMs: 5_000 });
+    await install(host, { name: 'web', image: IMAGE });
+    expect(await host.unitStatus('web.service')).not.toHaveProperty('activeSince');
+    await host.start('web.service');
+    expect(await host.unitStatus('web.service')).not.toHaveProperty('activeSince');
+    await clock.advance(300);
+    const ready = await host.unitStatus('web.service');
+    expect(ready).toMatchObject({ active: 'active', restarts: 0 });
+    expect(ready.activeSince).toBe(new Date(clock.now()).toISOString());
+
+    // The app exits 5 s after READY=1; Restart=on-failure brings it back, and it stays up.
+    await clock.advance(5_000);
+    expect(await host.unitStatus('web.service')).toMatchObject({ sub: 'auto-restart' });
+    await clock.advance(400);
+    const again = await host.unitStatus('web.service');
+    expect(again).toMatchObject({ active: 'active', restarts: 1 });
+    expect(Date.parse(again.activeSince!)).toBe(Date.parse(ready.activeSince!) + 5_400);
+    await clock.advance(60_000);
+    expect(await host.unitStatus('web.service')).toMatchObject({
+      active: 'active',
+      restarts: 1,
+      activeSince: again.activeSince,
+    });
+    expect((await host.journal('web.service', 20)).join('\n')).toContain(
+      'app crashed after it was ready',
+    );
+
+    // A socket's is when it started listening.
+    await install(host, { name: 'echo', image: IMAGE, socket: { listen: ['127.0.0.1:9000'] } });
+    await host.start('echo.socket');
+    expect((await host.unitStatus('echo.socket')).activeSince).toBe(
+      new Date(clock.now()).toISOString(),
+    );
+  });
+
   it('fails the unit when podman run cannot pull a missing image', async () => {
     const { clock, host } = device();
     host.images.push(IMAGE);

@@ -6,6 +6,11 @@ export interface ImageBehaviour {
   neverReady?: boolean;
   /** The main process exits with status 1 this long after the container starts. */
   crashAfterMs?: number;
+  /**
+   * The main process exits with status 1 this long after the unit becomes active, once per
+   * `systemctl start`/`restart`: systemd's automatic restart (Restart=) then stays up.
+   */
+  crashOnceAfterReadyMs?: number;
   /** The healthcheck fails. */
   unhealthy?: boolean;
   /** When the app is ready (and its healthcheck first passes) after the container starts. */

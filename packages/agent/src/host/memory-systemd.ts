@@ -27,7 +27,7 @@ export interface MemorySystemdOptions {
 
 export type RunStatus = Pick<
   UnitStatus,
-  'load' | 'active' | 'sub' | 'result' | 'restarts' | 'mainPid' | 'container'
+  'load' | 'active' | 'sub' | 'result' | 'restarts' | 'activeSince' | 'mainPid' | 'container'
 >;
 
 export interface RunningContainer {
@@ -46,6 +46,10 @@ interface Run {
   sub: string;
   result: string;
   restarts: number;
+  /** When it last entered active (ms since the epoch, the clock's): ActiveEnterTimestamp. */
+  activeSince?: number;
+  /** The app exits this long after the run becomes active (ImageBehaviour.crashOnceAfterReadyMs). */
+  crashAfterReadyMs?: number;
   mainPid: number;
   limit?: StartLimit;
   definition?: UnitDefinition;
@@ -160,6 +164,9 @@ export class MemorySystemd {
       sub: run?.sub ?? 'dead',
       result: run?.result ?? 'success',
       restarts: run?.restarts ?? 0,
+      ...(run?.activeSince !== undefined
+        ? { activeSince: new Date(run.activeSince).toISOString() }
+        : {}),
       mainPid: run?.mainPid ?? 0,
       ...(run?.container ? { container: { ...run.container } } : {}),
     };
@@ -230,6 +237,7 @@ export class MemorySystemd {
 
   private listen(unit: string, run: Run): void {
     enter(run, 'active', 'listening', 'success');
+    run.activeSince = this.clock.now();
     const definition = this.loaded.get(unit)?.definition as SocketDefinition;
     run.definition = definition;
     this.log(unit, `Listening on ${definition.listen.join(', ')}.`);
@@ -264,7 +272,7 @@ export class MemorySystemd {
         return;
       }
     }
-    this.createContainer(unit, run, definition, imageId);
+    this.createContainer(unit, run, definition, imageId, automatic);
   }
 
   private createContainer(
@@ -272,8 +280,11 @@ export class MemorySystemd {
     run: Run,
     definition: ServiceDefinition,
     imageId: string,
+    automatic: boolean,
   ): void {
     const behaviour = this.images.behaviourOf(imageId);
+    // Once per start: the automatic restart after that crash stays up.
+    run.crashAfterReadyMs = automatic ? undefined : behaviour.crashOnceAfterReadyMs;
     const id = `${this.seed}/container/${this.containers++}`;
     const container: ContainerStatus & { name: string } = {
       id: createHash('sha256').update(id).digest('hex'),
@@ -319,8 +330,17 @@ export class MemorySystemd {
   private ready(unit: string, run: Run): void {
     run.startTimeout?.cancel();
     enter(run, 'active', 'running');
+    run.activeSince = this.clock.now();
     this.log(unit, `Started ${unit}.`);
     this.settle(run, 'done');
+    const crashAfter = run.crashAfterReadyMs;
+    if (crashAfter !== undefined) {
+      run.crashAfterReadyMs = undefined;
+      this.schedule(run, crashAfter, () => {
+        this.log(unit, `${run.container?.name ?? unit}: app crashed after it was ready`);
+        this.exited(unit, run, 'exit-code', 'status=1');
+      });
+    }
   }
 
   /** The main process ended on its own: Restart= decides what comes next. */

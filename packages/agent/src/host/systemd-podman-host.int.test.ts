@@ -191,6 +191,8 @@ describe.each(DEVICES)('a $suite device', ({ suite, podman, systemd, styles }) =
         const first = await driver.unitStatus(unit);
         expect(first).toMatchObject({ load: 'loaded', active: 'active', sub: 'running' });
         expect(first.container?.imageId).toBe(images.v1);
+        // ActiveEnterTimestamp, read in UTC: this run entered active moments ago (same kernel clock).
+        expect(Date.now() - Date.parse(first.activeSince!)).toBeLessThan(60_000);
         expect(await answer(name)).toBe('v1');
         // The container's output reaches the unit's journal (journald log driver).
         expect(await driver.journal(unit, 50)).toContain('tinyapp: listening on 8080');
@@ -202,6 +204,7 @@ describe.each(DEVICES)('a $suite device', ({ suite, podman, systemd, styles }) =
         expect(second.active).toBe('active');
         expect(second.container?.imageId).toBe(images.v2);
         expect(second.mainPid).not.toBe(first.mainPid);
+        expect(Date.parse(second.activeSince!)).toBeGreaterThan(Date.parse(first.activeSince!));
         expect(await answer(name)).toBe('v2');
 
         const removed = await lab.clear();
@@ -290,6 +293,12 @@ describe.each(DEVICES)('a $suite device', ({ suite, podman, systemd, styles }) =
         expect(rollbackReason(outcome)).toMatch(
           /exited .* waits to be restarted|restarted \d time|left active during settle|main process changed/,
         );
+        // For the rollout policy: the reason, and the crashed run's own journal lines.
+        expect(rollback).toMatchObject({
+          failure: { reason: 'crashed-after-start', unit },
+        });
+        const failure = rollback?.type === 'rollback' ? rollback.failure : undefined;
+        expect(failure?.journal.join('\n')).toContain('CRASH_AFTER_MS reached');
         // The Podman gap itself: systemd had reported the crashing version started before it died.
         const journal = await driver.journal(unit, 200);
         const crashed = journal.findIndex((line) => line.includes('CRASH_AFTER_MS reached'));

@@ -8,6 +8,7 @@ import {
   parseAutoUpdateRows,
   parseContainerInspect,
   parseShowProperties,
+  systemdTimestamp,
   unitStatusFrom,
   type CommandResult,
   type CommandRunner,
@@ -28,6 +29,7 @@ describe('parsing systemctl show', () => {
         'SubState=running',
         'UnitFileState=generated',
         'NeedDaemonReload=no',
+        'ActiveEnterTimestamp=Sun 2026-11-29 08:00:05.123456 UTC',
         '',
       ].join('\n'),
     );
@@ -38,6 +40,7 @@ describe('parsing systemctl show', () => {
       sub: 'running',
       result: 'success',
       restarts: 2,
+      activeSince: '2026-11-29T08:00:05.123Z',
       mainPid: 369,
       fileState: 'generated',
       needsReload: false,
@@ -79,6 +82,19 @@ describe('parsing systemctl show', () => {
     expect(status('loaded', 'linked').fileState).toBe('enabled');
     expect(status('loaded', 'indirect').fileState).toBe('disabled');
     expect(status('loaded', 'transient').fileState).toBe('generated');
+  });
+
+  it('reads ActiveEnterTimestamp in UTC and unix styles; empty (never active) is absent', () => {
+    expect(systemdTimestamp('Sun 2026-11-29 08:00:05 UTC')).toBe('2026-11-29T08:00:05.000Z');
+    expect(systemdTimestamp('Sun 2026-11-29 08:00:05.000999 UTC')).toBe('2026-11-29T08:00:05.000Z');
+    expect(systemdTimestamp('@1795939205')).toBe('2026-11-29T08:00:05.000Z');
+    expect(systemdTimestamp('')).toBeUndefined();
+    // A local zone (an older systemctl that ignored --timestamp=) cannot be placed: left out.
+    expect(systemdTimestamp('Sun 2026-11-29 09:00:05 CET')).toBeUndefined();
+    const never = parseShowProperties(
+      'LoadState=loaded\nActiveState=inactive\nActiveEnterTimestamp=\n',
+    );
+    expect(unitStatusFrom('x.service', never)).not.toHaveProperty('activeSince');
   });
 
   it('keeps a value that itself holds "="', () => {
@@ -308,6 +324,15 @@ describe('SystemdPodmanHost on a fake device', () => {
       health: 'none',
     });
     expect((await host.unitStatus('s.service')).container?.imageId).toBe(IMAGE);
+    // Timestamps in UTC, whatever the device's time zone.
+    expect(calls[0]).toEqual([
+      'systemctl',
+      'show',
+      '--timestamp=us+utc',
+      '-p',
+      'LoadState,ActiveState,SubState,Result,NRestarts,MainPID,UnitFileState,NeedDaemonReload,ActiveEnterTimestamp',
+      'q.service',
+    ]);
     expect(calls.filter((argv) => argv[0] === 'podman')).toEqual([
       ['podman', 'container', 'inspect', ID],
       ['podman', 'container', 'inspect', ID],

@@ -70,8 +70,13 @@ const DEFAULT_TIMEOUTS: CommandTimeouts = {
 // `systemctl show` properties unitStatus reads (systemd.unit(5), org.freedesktop.systemd1(5)).
 const SHOW = [
   'LoadState', 'ActiveState', 'SubState', 'Result', 'NRestarts', 'MainPID', 'UnitFileState',
-  'NeedDaemonReload',
+  'NeedDaemonReload', 'ActiveEnterTimestamp',
 ]; // prettier-ignore
+// Timestamps in UTC with microseconds, whatever the device's time zone (systemctl(1) --timestamp=).
+const TIMESTAMP_STYLE = '--timestamp=us+utc';
+// How systemctl prints a timestamp in the utc and us+utc styles, and in the unix one.
+const UTC_TIMESTAMP = /^[A-Z][a-z]{2} (\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(\.\d{1,6})? UTC$/;
+const UNIX_TIMESTAMP = /^@(\d+)$/;
 const UNIT_FILE_NAME = /^[A-Za-z0-9:_.@-]+\.(service|socket|container)$/;
 const UNIT_NAME = /^[A-Za-z0-9:_.@][A-Za-z0-9:_.@-]*\.[a-z]+$/;
 const IMAGE_REFERENCE = /^[A-Za-z0-9][^\s]*$/;
@@ -194,7 +199,7 @@ export class SystemdPodmanHost implements HostDriver {
   }
 
   async unitStatus(unit: string): Promise<UnitStatus> {
-    const properties = await this.show(checkedUnit(unit), SHOW);
+    const properties = await this.show(checkedUnit(unit), SHOW, [TIMESTAMP_STYLE]);
     const status = unitStatusFrom(unit, properties);
     if (!unit.endsWith('.service') || !RUNNING_STATES.has(status.active)) return status;
     const container = await this.container(unit);
@@ -275,8 +280,12 @@ export class SystemdPodmanHost implements HostDriver {
     }
   }
 
-  private async show(unit: string, properties: string[]): Promise<Map<string, string>> {
-    const out = await this.systemctl(['show', '-p', properties.join(','), unit]);
+  private async show(
+    unit: string,
+    properties: string[],
+    options: string[] = [],
+  ): Promise<Map<string, string>> {
+    const out = await this.systemctl(['show', ...options, '-p', properties.join(','), unit]);
     return parseShowProperties(out);
   }
 
@@ -367,6 +376,7 @@ export function unitStatusFrom(unit: string, properties: Map<string, string>): U
   }
   const load = properties.get('LoadState');
   const number = (key: string) => Number(properties.get(key) || 0) || 0;
+  const activeSince = systemdTimestamp(properties.get('ActiveEnterTimestamp') ?? '');
   return {
     unit,
     // masked, error, bad-setting: systemd refuses to start it either way.
@@ -375,10 +385,24 @@ export function unitStatusFrom(unit: string, properties: Map<string, string>): U
     sub: properties.get('SubState') || 'dead',
     result: properties.get('Result') || 'success',
     restarts: number('NRestarts'),
+    ...(activeSince ? { activeSince } : {}),
     mainPid: number('MainPID'),
     fileState: unitFileState(properties.get('UnitFileState') ?? ''),
     needsReload: properties.get('NeedDaemonReload') === 'yes',
   };
+}
+
+/**
+ * A `systemctl show` timestamp (`Sun 2026-11-29 08:00:05.123456 UTC`, `@1795939205`) as an ISO
+ * time; undefined when empty (never happened) or in a local time zone it cannot place.
+ */
+export function systemdTimestamp(value: string): string | undefined {
+  const unix = UNIX_TIMESTAMP.exec(value);
+  if (unix) return new Date(Number(unix[1]) * 1000).toISOString();
+  const utc = UTC_TIMESTAMP.exec(value);
+  if (!utc) return undefined;
+  const at = new Date(`${utc[1]}T${utc[2]}${(utc[3] ?? '').slice(0, 4)}Z`);
+  return Number.isNaN(at.getTime()) ? undefined : at.toISOString();
 }
 
 /** systemctl's UnitFileState narrowed to what podfleet acts on (systemctl(1), is-enabled). */

@@ -89,6 +89,12 @@ describe('acceptManifest', () => {
       result: 'rejected',
       services: [],
       reason: 'generation 2 is not newer than applied generation 5',
+      // For the rollout policy: no unit was touched, so no journal lines.
+      failure: {
+        reason: 'rejected-manifest',
+        detail: 'generation 2 is not newer than applied generation 5',
+        journal: [],
+      },
     });
   });
 });

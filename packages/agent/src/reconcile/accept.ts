@@ -1,5 +1,6 @@
 import { verifyManifest, type DeviceManifest } from '@podfleet/shared';
 import { eventHeader, type ApplyDeviceEvent, type EventSource } from './events.js';
+import { failureWithoutJournal } from './failure.js';
 
 export interface AcceptContext {
   /** This device's id. */
@@ -72,6 +73,7 @@ export function rejectionEvent(
     result: 'rejected',
     services: [],
     reason: rejection.reason,
+    failure: failureWithoutJournal({ reason: 'rejected-manifest', detail: rejection.reason }),
   };
 }
 

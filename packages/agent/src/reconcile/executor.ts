@@ -1,14 +1,21 @@
-import type { DeviceEvent, DeviceManifest, ServiceSpec, UnitStyle } from '@podfleet/shared';
+import type {
+  DeviceEvent,
+  DeviceFailure,
+  DeviceManifest,
+  ServiceSpec,
+  UnitStyle,
+} from '@podfleet/shared';
 import type { HostDriver } from '../host/host-driver.js';
 import { imageOfUnitFile } from '../host/unit-definition.js';
 import type { AppliedRecord, ServiceBackup } from '../state/applied-record.js';
 import type { StateStore } from '../state/state-store.js';
 import { eventHeader, type EventSource } from './events.js';
+import { failureWithJournal, failureWithoutJournal, type FailureCause } from './failure.js';
 import { awaitReady } from './health-gate.js';
 import { isRunning } from './planner.js';
 import { restoreService } from './rollback.js';
 import { serviceFileNames } from './snapshot.js';
-import { describeStep, type Step, type UnitCommand } from './steps.js';
+import { describeStep, type ServiceStep, type Step, type UnitCommand } from './steps.js';
 
 export interface ExecutorDeps extends EventSource {
   driver: HostDriver;
@@ -74,6 +81,8 @@ class PlanRun {
   private readonly outcomes = new Map<string, ServiceOutcome>();
   private readonly events: DeviceEvent[] = [];
   private readonly failures: string[] = [];
+  /** The first service's failure: what the apply event tells the rollout policy. */
+  private firstFailure: DeviceFailure | undefined;
 
   constructor(
     private readonly plan: ApplyPlan,
@@ -111,6 +120,7 @@ class PlanRun {
         result,
         services,
         ...(this.failures.length > 0 ? { reason: this.failures.join('; ') } : {}),
+        ...(this.firstFailure ? { failure: this.firstFailure } : {}),
       });
     }
     return { result, record: this.record, services, events: this.events };
@@ -149,7 +159,9 @@ class PlanRun {
           .flatMap((later) => ('service' in later ? [later.service] : [])),
       );
       const affected = [...pending].filter((s) => this.wanted.has(s) && !this.abandoned.has(s));
-      for (const service of affected) await this.fail(service, reason, false);
+      for (const service of affected) {
+        await this.fail(service, hostFault(service, reason), false);
+      }
       if (affected.length === 0) this.report(reason);
       return;
     }
@@ -159,7 +171,8 @@ class PlanRun {
       return;
     }
     // The new version refused to start: as good as a failed gate. Anything else is the host's fault.
-    await this.fail(step.service, reason, step.kind === 'start' || step.kind === 'restart');
+    const refused = step.kind === 'start' || step.kind === 'restart';
+    await this.fail(step.service, stepCause(step, reason), refused);
   }
 
   private report(reason: string, service?: string): void {
@@ -182,7 +195,10 @@ class PlanRun {
       { units: step.units, ...spec.ready, health: spec.health !== undefined },
       pollMs,
     );
-    if (!result.ok) return this.fail(step.service, result.reason, true);
+    if (!result.ok) {
+      const { reason, failure, unit } = result;
+      return this.fail(step.service, { reason: failure, detail: reason, unit }, true);
+    }
     const status = await driver.unitStatus(`${step.service}.service`);
     const imageId = status.container?.imageId ?? (await driver.imageId(spec.image));
     this.record.services = [
@@ -200,9 +216,16 @@ class PlanRun {
   }
 
   /** Gives up on a service's change and puts back what ran before it, if anything was touched. */
-  private async fail(service: string, reason: string, versionAtFault: boolean): Promise<void> {
+  private async fail(service: string, cause: FailureCause, versionAtFault: boolean): Promise<void> {
     const { driver, clock, store, pollMs } = this.deps;
+    const reason = cause.detail;
     this.abandoned.add(service);
+    // Before the rollback restarts the previous version: the journal is the failed run's.
+    const failure =
+      cause.reason === 'pull-failed'
+        ? failureWithoutJournal(cause)
+        : await failureWithJournal(driver, cause);
+    this.firstFailure ??= failure;
     const gate = this.plan.steps.find(
       (s): s is AwaitReadyStep => s.kind === 'await-ready' && s.service === service,
     );
@@ -247,6 +270,7 @@ class PlanRun {
       toImage: backup.image ?? '',
       reason,
       restored: restore.restored,
+      failure,
     });
     this.outcomes.set(service, { name: service, image: backup.image ?? '', action: 'rolled back' });
     await store.saveApplied(this.record);
@@ -305,4 +329,21 @@ class PlanRun {
       await this.deps.store.dropBackup(service);
     }
   }
+}
+
+/** The rollout policy's reason for a failed step of a service. */
+function stepCause(step: ServiceStep, detail: string): FailureCause {
+  if (step.kind === 'pull-image') {
+    return { reason: 'pull-failed', detail, unit: `${step.service}.service` };
+  }
+  // systemd refused to start the new version: it did not start.
+  if (step.kind === 'start' || step.kind === 'restart') {
+    return { reason: 'start-timeout', detail, unit: step.unit };
+  }
+  return hostFault(step.service, detail);
+}
+
+/** A step the host failed (a write, daemon-reload, enable): not the version's fault, rolled back. */
+function hostFault(service: string, detail: string): FailureCause {
+  return { reason: 'rolled-back', detail, unit: `${service}.service` };
 }

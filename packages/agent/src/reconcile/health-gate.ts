@@ -1,3 +1,4 @@
+import type { FailureReason } from '@podfleet/shared';
 import type { Clock } from '../clock/clock.js';
 import type { HostDriver, UnitStatus } from '../host/host-driver.js';
 
@@ -12,7 +13,21 @@ export interface Gate {
   health: boolean;
 }
 
-export type GateResult = { ok: true } | { ok: false; reason: string };
+/** How a gate fails, in the rollout policy's terms. */
+export type GateFailure = Extract<
+  FailureReason,
+  'start-timeout' | 'unhealthy' | 'crashed-after-start'
+>;
+
+export type GateResult =
+  | { ok: true }
+  | {
+      ok: false;
+      reason: string;
+      failure: GateFailure;
+      /** The unit that failed it. */
+      unit: string;
+    };
 
 /**
  * The agent's health gate. Podman's own check (auto-update --rollback, `systemctl start` on a
@@ -32,14 +47,20 @@ export async function awaitReady(
   let statuses = await read(driver, gate.units);
   const baseline = new Map(statuses.map((s) => [s.unit, s.restarts]));
 
-  // Phase 1: every unit active within the timeout.
+  // Phase 1: every unit active within the timeout. A unit that broke after it was active in
+  // this gate (between two polls) crashed after its start; one that never was did not start.
   for (;;) {
-    const problem = statuses.map((s) => broken(s, baseline)).find(Boolean);
-    if (problem) return fail(problem);
+    for (const status of statuses) {
+      const problem = broken(status, baseline);
+      if (!problem) continue;
+      const wasActive = activeSince(status) >= started;
+      return fail(status, problem, wasActive ? 'crashed-after-start' : 'start-timeout');
+    }
     if (statuses.every((s) => s.active === 'active')) break;
     if (clock.now() >= deadline) {
       const late = statuses.find((s) => s.active !== 'active')!;
-      return fail(`${late.unit} not active within ${gate.timeout}s (${late.active}/${late.sub})`);
+      const reason = `${late.unit} not active within ${gate.timeout}s (${late.active}/${late.sub})`;
+      return fail(late, reason, 'start-timeout');
     }
     await clock.sleep(Math.min(pollMs, deadline - clock.now()));
     statuses = await read(driver, gate.units);
@@ -52,14 +73,19 @@ export async function awaitReady(
   const healthBy = Math.max(deadline, settled);
   for (;;) {
     for (const status of statuses) {
-      const problem = broken(status, baseline) ?? unsettled(status, pids, gate.health);
-      if (problem) return fail(problem);
+      const problem = broken(status, baseline) ?? unsettled(status, pids);
+      if (problem) return fail(status, problem, 'crashed-after-start');
+      if (gate.health && healthOf(status) === 'unhealthy') {
+        return fail(status, `${status.unit} container unhealthy`, 'unhealthy');
+      }
     }
     const now = clock.now();
     const unhealthy = gate.health ? statuses.find((s) => healthOf(s) !== 'healthy') : undefined;
     if (now >= settled && !unhealthy) return { ok: true };
     if (now >= healthBy && unhealthy) {
-      return fail(`${unhealthy.unit} container not healthy (${healthOf(unhealthy)})`);
+      // Never unhealthy (that fails at once, above): the check has not passed yet.
+      const reason = `${unhealthy.unit} container not healthy (${healthOf(unhealthy)})`;
+      return fail(unhealthy, reason, 'start-timeout');
     }
     const until = now < settled ? settled : healthBy;
     await clock.sleep(Math.min(pollMs, until - now));
@@ -71,8 +97,13 @@ function read(driver: HostDriver, units: string[]): Promise<UnitStatus[]> {
   return Promise.all(units.map((unit) => driver.unitStatus(unit)));
 }
 
-function fail(reason: string): GateResult {
-  return { ok: false, reason };
+function fail(status: UnitStatus, reason: string, failure: GateFailure): GateResult {
+  return { ok: false, reason, failure, unit: status.unit };
+}
+
+/** When the unit last entered active, on the device's clock; -Infinity if never. */
+function activeSince(status: UnitStatus): number {
+  return status.activeSince === undefined ? -Infinity : Date.parse(status.activeSince);
 }
 
 /** Failures that end the gate at once, in either phase. */
@@ -88,12 +119,11 @@ function broken(status: UnitStatus, baseline: Map<string, number>): string | und
   return undefined;
 }
 
-function unsettled(status: UnitStatus, pids: Map<string, number>, health: boolean) {
+function unsettled(status: UnitStatus, pids: Map<string, number>): string | undefined {
   const { unit } = status;
   if (status.active !== 'active')
     return `${unit} left active during settle (${status.active}/${status.sub})`;
   if (status.mainPid !== pids.get(unit)) return `${unit} main process changed during settle`;
-  if (health && healthOf(status) === 'unhealthy') return `${unit} container unhealthy`;
   return undefined;
 }
 

@@ -52,6 +52,9 @@ describe('the agent loop on the memory host', () => {
         },
       ],
     });
+    // When systemd last saw the unit enter active: READY=1, before the gate's settle period.
+    const activeSince = Date.parse(report.services[0]!.unit.activeSince!);
+    expect(dev.clock.now() - activeSince).toBeGreaterThanOrEqual(10_000);
     // State is retained (latest only), events are not.
     expect(dev.link.retained.has('pf/v1/dev/dev-1/state')).toBe(true);
     expect(dev.link.delivered.find((m) => m.topic.endsWith('/events'))?.retain).toBe(false);
@@ -216,6 +219,12 @@ describe('auto-update with the agent gate', () => {
       fromImage: `${V1} (${bad.slice(0, 12)})`,
       toImage: `${V1} (${old.slice(0, 12)})`,
       restored: true,
+      // What the gate saw, with the crashed run's journal (read before the rollback restarted it).
+      failure: {
+        reason: 'crashed-after-start',
+        unit: 'web.service',
+        journal: expect.arrayContaining([expect.stringContaining('Main process exited, status=1')]),
+      },
     });
     expect(update).toMatchObject({
       type: 'auto-update',

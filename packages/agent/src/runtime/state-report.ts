@@ -73,7 +73,12 @@ async function serviceState(
     name: spec.name,
     image: spec.image,
     ...(container ? { imageId: container.imageId } : {}),
-    unit: { active: service.active, sub: service.sub, restarts: service.restarts },
+    unit: {
+      active: service.active,
+      sub: service.sub,
+      restarts: service.restarts,
+      ...(service.activeSince ? { activeSince: service.activeSince } : {}),
+    },
     ...(container
       ? { container: { id: container.id, state: 'running', health: container.health } }
       : {}),

@@ -20,6 +20,8 @@ export interface SimDeviceOptions {
   /** Images whose reference contains this never become ready. */
   badImage?: string;
   settle?: number;
+  /** Milliseconds between state reports (the agent's default: 60 s). */
+  reportMs?: number;
   logger: Logger;
 }
 
@@ -86,7 +88,10 @@ export class SimDevice {
       outbox: this.outbox,
       logger,
       ...(options.settle !== undefined ? { settle: options.settle } : {}),
-      intervals: { autoUpdateMs: undefined },
+      intervals: {
+        autoUpdateMs: undefined,
+        ...(options.reportMs !== undefined ? { reportMs: options.reportMs } : {}),
+      },
       observer: { event: (event) => this.saw(event), state: (report) => this.reported(report) },
     });
   }
@@ -107,7 +112,9 @@ export class SimDevice {
     if (event.type === 'rollback') this.status.rollbacks++;
     if (event.type !== 'apply') return;
     this.status.lastApply = event.result;
-    if (event.result === 'applied') this.host.failNewImages = true;
+    // The images it runs from its first apply of a service on are good; later ones fail. (An
+    // apply of no service, e.g. a registered device before its assignment, does not count.)
+    if (event.result === 'applied' && event.services.length > 0) this.host.failNewImages = true;
   }
 
   private reported(report: StateReport): void {

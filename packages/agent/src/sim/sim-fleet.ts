@@ -20,6 +20,8 @@ export interface SimFleetOptions {
   offlineRate: number;
   trustedKeys: readonly string[];
   settle?: number;
+  /** Milliseconds between state reports (the agent's default: 60 s). */
+  reportMs?: number;
   logger: Logger;
   /** How long a flapping device stays off, then on: a random time in this range. */
   flapMs?: { min: number; max: number };
@@ -72,6 +74,7 @@ export class SimFleet {
         failing: failing.has(i),
         ...(options.badImage !== undefined ? { badImage: options.badImage } : {}),
         ...(options.settle !== undefined ? { settle: options.settle } : {}),
+        ...(options.reportMs !== undefined ? { reportMs: options.reportMs } : {}),
         logger: options.logger.child({ device: id }),
       });
       this.devices.push(device);

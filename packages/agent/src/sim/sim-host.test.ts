@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { generateSigningKey, signManifest, type ServiceSpecInput } from '@podfleet/shared';
 import { VirtualClock } from '../clock/clock.js';
+import { reconcile } from '../reconcile/reconcile.js';
+import { readStateReport } from '../runtime/state-report.js';
+import { MemoryStateStore } from '../state/state-store.js';
 import { SimHost } from './sim-host.js';
 
 const host = (failing: boolean, badImage?: string) =>
@@ -27,5 +31,65 @@ describe('a simulated device’s images', () => {
       neverReady: true,
     });
     expect(h.images.behaviourOf(await h.pullImage('r.example/web:2'))).toEqual({});
+  });
+
+  it('crash once some seconds after ready when the reference says crash-after-Ns', async () => {
+    const h = host(false, 'broken');
+    const crash = await h.pullImage('r.example/web:1.1-crash-after-30s');
+    expect(h.images.behaviourOf(crash)).toEqual({ crashOnceAfterReadyMs: 30_000 });
+    // A bad release is bad first: it never gets ready, so it cannot crash after ready.
+    const both = await h.pullImage('r.example/web:1.1-crash-after-30s-broken');
+    expect(h.images.behaviourOf(both)).toMatchObject({ neverReady: true });
+  });
+});
+
+describe('a simulated device running a crash-after-Ns image', () => {
+  const key = generateSigningKey();
+  const web = (image: string): ServiceSpecInput => ({
+    name: 'web',
+    image,
+    ready: { timeout: 30, settle: 2 },
+  });
+
+  it('passes its gate, then reports a restart and a new activeSince N seconds after ready', async () => {
+    const clock = new VirtualClock();
+    const h = new SimHost({ clock, name: 'sim-0000' }, false);
+    const store = new MemoryStateStore();
+    const desired = signManifest(
+      {
+        device: 'sim-0000',
+        generation: 1,
+        issuedAt: '2026-01-01T00:00:00.000Z',
+        services: [web('r.example/web:2-crash-after-5s')],
+      },
+      key.privateKeyPem,
+    );
+    const deps = { driver: h, clock, store, device: 'sim-0000' };
+    // settle (2 s) ends before the crash (5 s after ready): the agent applies it.
+    expect((await clock.run(reconcile(desired, deps))).result).toBe('applied');
+    const report = async () =>
+      (
+        await readStateReport({
+          device: 'sim-0000',
+          driver: h,
+          clock,
+          record: await store.loadApplied(),
+          manifest: desired,
+        })
+      ).services[0]!;
+    const ready = await report();
+    expect(ready).toMatchObject({ ready: true, unit: { active: 'active', restarts: 0 } });
+    const readyAt = Date.parse(ready.unit.activeSince!);
+    expect(clock.now() - readyAt).toBeLessThan(5_000); // the gate ended before the crash
+
+    await clock.advance(3_500);
+    const restarted = await report();
+    expect(restarted).toMatchObject({ ready: true, unit: { active: 'active', restarts: 1 } });
+    // Exit at ready + 5 s, RestartSec= 100 ms, READY=1 300 ms into the new run.
+    expect(Date.parse(restarted.unit.activeSince!)).toBe(readyAt + 5_400);
+
+    // Once: the restarted app stays up.
+    await clock.advance(60_000);
+    expect(await report()).toEqual(restarted);
   });
 });

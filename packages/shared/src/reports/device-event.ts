@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DeviceId } from '../manifest/device-id.js';
+import { DeviceFailure } from './device-failure.js';
 
 const common = {
   /** Unique per event (a UUID), so that a redelivered event is stored once. */
@@ -8,17 +9,24 @@ const common = {
   at: z.iso.datetime(),
 };
 
-export const ApplyEvent = z.strictObject({
-  ...common,
-  type: z.literal('apply'),
-  generation: z.number().int().min(0),
-  result: z.enum(['applied', 'failed', 'rejected']),
-  /** Services whose units changed, with the image each now runs. */
-  services: z
-    .array(z.strictObject({ name: z.string(), image: z.string(), action: z.string() }))
-    .default([]),
-  reason: z.string().optional(),
-});
+export const ApplyEvent = z
+  .strictObject({
+    ...common,
+    type: z.literal('apply'),
+    generation: z.number().int().min(0),
+    result: z.enum(['applied', 'failed', 'rejected']),
+    /** Services whose units changed, with the image each now runs. */
+    services: z
+      .array(z.strictObject({ name: z.string(), image: z.string(), action: z.string() }))
+      .default([]),
+    reason: z.string().optional(),
+    /** Why it failed or was rejected, for the rollout policy; absent from older agents' events. */
+    failure: DeviceFailure.optional(),
+  })
+  .refine((event) => event.result !== 'applied' || event.failure === undefined, {
+    message: 'only a failed or rejected apply carries a failure',
+    path: ['failure'],
+  });
 
 /** One line of `podman auto-update --format json`. */
 export const AutoUpdateResult = z.strictObject({
@@ -48,6 +56,8 @@ export const RollbackEvent = z.strictObject({
   reason: z.string(),
   /** Whether the previous unit and image run again after the rollback. */
   restored: z.boolean(),
+  /** The failure that triggered the rollback; absent from older agents' events. */
+  failure: DeviceFailure.optional(),
 });
 
 export const DriftEvent = z.strictObject({

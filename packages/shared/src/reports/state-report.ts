@@ -16,6 +16,8 @@ export const ServiceState = z.strictObject({
     active: ActiveState,
     sub: z.string(),
     restarts: z.number().int().min(0),
+    /** When the unit last entered active (systemd's ActiveEnterTimestamp); absent if never. */
+    activeSince: z.iso.datetime().optional(),
   }),
   container: z
     .strictObject({

@@ -1,31 +1,14 @@
 import { z } from 'zod';
 import { duration } from '../spec/duration.js';
-import { CountOrPercent } from './rollout-spec.js';
-
-// rollout-spec.ts refers to this file's schema and this file to its CountOrPercent: the lazy
-// reference keeps either module loadable first (ESM evaluates a cycle's dependency first).
-const countOrPercent = z.lazy(() => CountOrPercent);
+import { CountOrPercent } from './count-or-percent.js';
 
 /** A share of the devices, `"20%"` (never a count). */
 const percent = z
   .string()
   .regex(/^(100|[1-9]?\d)(\.\d+)?%$/, { message: 'must be a percentage like "20%"' });
 
-/** Why a device failed its update, as the agent (or the controller's timeout) says. */
-export const FAILURE_REASONS = [
-  'pull-failed', 'start-timeout', 'unhealthy', 'crashed-after-start', 'rolled-back', 'rejected-manifest',
-] as const; // prettier-ignore
-export const FailureReason = z.enum(FAILURE_REASONS);
-export type FailureReason = z.infer<typeof FailureReason>;
-
-/** One device's failure for one unit, with the unit's last journald lines. */
-export const DeviceFailure = z.strictObject({
-  reason: FailureReason,
-  unit: z.string().min(1).optional(),
-  detail: z.string().optional(),
-  journal: z.array(z.string()).max(50).default([]),
-});
-export type DeviceFailure = z.output<typeof DeviceFailure>;
+// Agents report failures in their events (reports/device-event.ts); the policy judges by them.
+export { FAILURE_REASONS, FailureReason, DeviceFailure } from '../reports/device-failure.js';
 
 export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
 
@@ -99,9 +82,9 @@ const DisruptionBudget = z
     /** Label keys whose values form a group: `[site]` makes one group per site. */
     groupBy: z.array(labelKey).min(1, { message: 'name at least one label key' }),
     /** At most this many devices of a group updating or failed at once. */
-    maxUnavailable: countOrPercent.optional(),
+    maxUnavailable: CountOrPercent.optional(),
     /** At least this many devices of a group online and not disrupted. */
-    minAvailable: countOrPercent.optional(),
+    minAvailable: CountOrPercent.optional(),
   })
   .superRefine((budget, ctx) => {
     if (budget.maxUnavailable === undefined && budget.minAvailable === undefined)
@@ -176,7 +159,7 @@ const Abort = z
  */
 export const RolloutPolicy = z.strictObject({
   /** Devices of a batch that must succeed; absent: all but the strategy's maxFailures. */
-  successThreshold: countOrPercent.optional(),
+  successThreshold: CountOrPercent.optional(),
   /** A device succeeds once ready and still active, without a restart, this long (seconds). */
   bake: duration.default(60),
   /** Wait after a batch succeeded, watching it, before the next; absent: pauseBetweenBatches. */

@@ -2,22 +2,10 @@ import { z } from 'zod';
 import { parseImageReference } from '../spec/image.js';
 import { duration } from '../spec/duration.js';
 import { SERVICE_NAME } from '../spec/service-spec.js';
+import { CountOrPercent } from './count-or-percent.js';
 import { RolloutPolicy } from './rollout-policy.js';
 
-/** A count (`5`) or a share of the devices (`"20%"`). */
-export const CountOrPercent = z.union([
-  z.number().int().min(0),
-  z
-    .string()
-    .regex(/^(100|[1-9]?\d)(\.\d+)?%$/, { message: 'must be a count or a percentage like "20%"' }),
-]);
-export type CountOrPercent = z.infer<typeof CountOrPercent>;
-
-/** Resolves a count or percentage against a total; a percentage rounds up so it is never 0 of many. */
-export function resolveCount(value: CountOrPercent, total: number): number {
-  if (typeof value === 'number') return Math.min(value, total);
-  return Math.min(total, Math.ceil((Number(value.slice(0, -1)) / 100) * total));
-}
+export { CountOrPercent, resolveCount } from './count-or-percent.js';
 
 export const RolloutStrategy = z.strictObject({
   /** Devices updated first, on their own, before any batch. */
@@ -30,8 +18,8 @@ export const RolloutStrategy = z.strictObject({
   autoRollback: z.boolean().default(true),
   offlineDevices: z.enum(['wait', 'skip']).default('wait'),
   approveAfterCanary: z.boolean().default(false),
-  /** Budgets, windows, rate, approvals, abort (rollout-policy.ts); lazy: they import each other. */
-  policy: z.lazy(() => RolloutPolicy).optional(),
+  /** Budgets, windows, rate, approvals, abort (rollout-policy.ts). */
+  policy: RolloutPolicy.optional(),
 });
 
 export const RolloutSpec = z
