@@ -1,14 +1,20 @@
 /* global URL, setTimeout, setInterval, clearInterval */
 // Agent footprint: RSS and CPU of one agent idle (BENCH_IDLE_SECONDS, default 60) and during an
-// apply, and how long a no-op reconcile takes.
-//   1. `podfleet-agent run --config FILE` (the built bin, the real systemd + Podman host driver) on
-//      a signed manifest of zero services: idle.
-//   2. The same agent runtime (`startDeviceAgent`, as `run` calls it) on the in-memory host, in a
-//      child process of this script: idle, then an apply of one service (gate settle 1 s), then
-//      the drift check — a reconcile that finds nothing to do — timed in the process.
+// apply, and how long a no-op reconcile takes — the agent as a device runs it: the esbuild bundle
+// that enrollment installs (packages/agent/scripts/bundle.mjs, built here into a temp dir) under
+// the environment of the unit rendered beside it (its Environment= lines: NODE_OPTIONS).
+//   0. Bare Node (`node -e 'setInterval(() => {}, 1e3)'`, no flags), idle: the floor, measured in
+//      the same run so that the agent's figure can be given as a ratio.
+//   1. `podfleet-agent run --config FILE` from the bundle (the real systemd + Podman host driver) on
+//      a signed manifest of zero services: idle. BENCH_AGENT_BEFORE=FILE adds the same for another
+//      entry (e.g. an older bundle) without the unit's environment, for a before/after in one run.
+//   2. The same runtime (`startDeviceAgent`, as `run` calls it, from packages/agent/dist: the
+//      bundle has no in-memory host) on the in-memory host, in a child process of this script with
+//      the unit's environment: idle, then an apply of one service (gate settle 1 s), then the drift
+//      check — a reconcile that finds nothing to do — timed in the process.
 // RSS and CPU come from /proc/PID/{status,stat}, sampled once a second.
 // Run: npm run bench -- agent   (Mosquitto at PODFLEET_TEST_MQTT_URL or mqtt://127.0.0.1:1883)
-import { fork, spawn } from 'node:child_process';
+import { execFileSync, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -18,8 +24,9 @@ import mqtt from 'mqtt';
 const MQTT = process.env.PODFLEET_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
 const ROOT = new URL('..', import.meta.url).pathname;
-// BENCH_AGENT_BIN: another entry for `podfleet-agent run` (e.g. an esbuild bundle of this one).
-const AGENT_BIN = process.env.BENCH_AGENT_BIN ?? join(ROOT, 'packages/agent/bin/podfleet-agent.js');
+// BENCH_AGENT_BIN: another entry for `podfleet-agent run` than the bundle (e.g. the package's bin).
+const AGENT_BIN = process.env.BENCH_AGENT_BIN;
+const BEFORE_BIN = process.env.BENCH_AGENT_BEFORE;
 const CLK_TCK = 100; // getconf CLK_TCK on Linux
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -67,6 +74,22 @@ async function main() {
   );
   const key = generateSigningKey();
   const dir = await mkdtemp(join(tmpdir(), 'pf-bench-agent-'));
+  const bundle = JSON.parse(
+    execFileSync(process.execPath, [
+      join(ROOT, 'packages/agent/scripts/bundle.mjs'),
+      '--out',
+      join(dir, 'podfleet-agent.mjs'),
+    ]),
+  );
+  const unitEnv = unitEnvironment(await readFile(bundle.unitPath, 'utf8'));
+  // BENCH_AGENT_NODE_OPTIONS: other Node flags for the agent processes than the unit's.
+  if (process.env.BENCH_AGENT_NODE_OPTIONS !== undefined) {
+    unitEnv.NODE_OPTIONS = process.env.BENCH_AGENT_NODE_OPTIONS;
+  }
+  const agentBin = AGENT_BIN ?? bundle.path;
+  console.log(
+    `agent: ${agentBin}${AGENT_BIN ? '' : ` (bundle, ${(bundle.bytes / 2 ** 20).toFixed(2)} MB)`}; environment of the unit: ${JSON.stringify(unitEnv)}`,
+  );
   const device = `bench-agent-${randomBytes(3).toString('hex')}`;
   const watcher = await mqtt.connectAsync(MQTT, {
     protocolVersion: 5,
@@ -111,29 +134,59 @@ async function main() {
     return file;
   };
   const rows = [];
-  try {
-    // 1. The real `podfleet-agent run`, zero services.
+  const agentEnv = { ...process.env, NODE_OPTIONS: '', ...unitEnv };
+  /** `ENTRY run` on the retained manifest of zero services, idle; its row. */
+  const idleRun = async (what, name, entry, env) => {
+    await watcher.publishAsync(topics.state(device), '', { qos: 1, retain: true });
     await publishManifest(1, []);
     lastState = undefined;
-    // BENCH_AGENT_NODE_OPTIONS: Node flags for the agent processes only (e.g. V8 heap limits).
-    const agentEnv = { ...process.env, NODE_OPTIONS: process.env.BENCH_AGENT_NODE_OPTIONS ?? '' };
-    const run = spawn(process.execPath, [AGENT_BIN, 'run', '--config', await configFile('run')], {
+    const run = spawn(process.execPath, [entry, 'run', '--config', await configFile(name)], {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: agentEnv,
+      env,
     });
     let runErr = '';
     run.stderr.on('data', (d) => (runErr += d));
     const exited = new Promise((resolve) => run.once('exit', resolve));
     try {
-      await waitForState('podfleet-agent run: generation 1 applied', (s) => s.generation === 1);
+      await waitForState(`${what}: generation 1 applied`, (s) => s.generation === 1);
       await sleep(2000);
-      rows.push(['podfleet-agent run (systemd + Podman driver), 0 services, idle', await sample(run.pid, IDLE_SECONDS)]); // prettier-ignore
+      rows.push([what, await sample(run.pid, IDLE_SECONDS)]);
     } catch (error) {
-      console.log(`podfleet-agent run: ${error.message}; stderr: ${runErr.trim().slice(-400)}`);
+      console.log(`${what}: ${error.message}; stderr: ${runErr.trim().slice(-400)}`);
     } finally {
       run.kill('SIGTERM');
       await exited;
     }
+  };
+  try {
+    // 0. Bare Node, no flags.
+    const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e3)'], {
+      stdio: 'ignore',
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
+    await sleep(2000);
+    const bareRow = await sample(bare.pid, IDLE_SECONDS);
+    bare.kill('SIGTERM');
+    rows.push(['bare Node, no flags, idle', bareRow]);
+
+    // 1. The real `podfleet-agent run`, zero services: as the device runs it, and optionally before.
+    if (BEFORE_BIN) {
+      await idleRun(
+        `before: ${BEFORE_BIN} run, no NODE_OPTIONS, 0 services, idle`,
+        'before',
+        BEFORE_BIN,
+        {
+          ...process.env,
+          NODE_OPTIONS: '',
+        },
+      );
+    }
+    await idleRun(
+      `podfleet-agent run (${AGENT_BIN ? 'BENCH_AGENT_BIN' : 'bundle'} + the unit's environment; systemd + Podman driver), 0 services, idle`,
+      'run',
+      agentBin,
+      agentEnv,
+    );
 
     // 2. The same runtime on the in-memory host: idle, apply, no-op reconcile.
     await watcher.publishAsync(topics.state(device), '', { qos: 1, retain: true });
@@ -199,7 +252,7 @@ async function main() {
 
     for (const [what, r] of rows) {
       console.log(
-        `${what}: ${r.seconds.toFixed(1)} s, RSS ${r.rssAtEnd ? 'at the end' : 'mean'} ${mb(r.rssMean)} MB max ${mb(r.rssMax)} MB, CPU ${r.cpuPercent.toFixed(2)} % (${r.cpuMs.toFixed(0)} ms)`,
+        `${what}: ${r.seconds.toFixed(1)} s, RSS ${r.rssAtEnd ? 'at the end' : 'mean'} ${mb(r.rssMean)} MB max ${mb(r.rssMax)} MB (${(r.rssMean / bareRow.rssMean).toFixed(2)}x bare Node), CPU ${r.cpuPercent.toFixed(2)} % (${r.cpuMs.toFixed(0)} ms)`,
       );
     }
   } finally {
@@ -209,6 +262,17 @@ async function main() {
     await watcher.endAsync();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** A unit's Environment= assignments (one NAME=value each, quotes removed) as an object. */
+function unitEnvironment(unit) {
+  const env = {};
+  for (const [, value] of unit.matchAll(/^Environment=(.*)$/gm)) {
+    const assignment = value.replace(/^"(.*)"$/, '$1');
+    const at = assignment.indexOf('=');
+    env[assignment.slice(0, at)] = assignment.slice(at + 1);
+  }
+  return env;
 }
 
 /** RSS (bytes) and CPU ticks (user + system) of a process. */

@@ -20,6 +20,8 @@ describe('renderAgentUnit', () => {
     expect(service('ExecStart')).toEqual([
       '/usr/bin/env node /opt/podfleet/agent/bin/podfleet-agent.js run --config /etc/podfleet/agent.yaml',
     ]);
+    // Node's flags come by NODE_OPTIONS: ExecStart stays `node ENTRY` (enrollment checks it).
+    expect(service('Environment')).toEqual(['NODE_OPTIONS=--max-semi-space-size=1']);
     expect(unitValues(unit, 'Unit', 'After')).toEqual(['network-online.target']);
     expect(unitValues(unit, 'Install', 'WantedBy')).toEqual(['multi-user.target']);
   });

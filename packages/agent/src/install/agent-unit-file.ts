@@ -18,6 +18,14 @@ export interface AgentUnitOptions {
   restartSec?: number;
 }
 
+/**
+ * Node flags the agent runs with. V8 grows its young generation to 16 MB a semi-space after the
+ * first bursts of allocation and keeps it: 1 MB is plenty for an agent that allocates little
+ * (issue #8: idle RSS under 60 MB). NODE_OPTIONS rather than ExecStart words, so that ExecStart
+ * stays `node ENTRY …`.
+ */
+export const AGENT_NODE_OPTIONS = '--max-semi-space-size=1';
+
 export const AGENT_UNIT_DEFAULTS: Required<AgentUnitOptions> = {
   entry: '/opt/podfleet/agent/bin/podfleet-agent.js',
   config: '/etc/podfleet/agent.yaml',
@@ -48,6 +56,7 @@ StartLimitIntervalSec=0
 Type=notify
 # systemd-notify, run by the agent as root, sends with the agent's pid: only the main process speaks.
 NotifyAccess=main
+Environment=NODE_OPTIONS=${AGENT_NODE_OPTIONS}
 ExecStart=/usr/bin/env node ${entry} run --config ${config}
 SyslogIdentifier=podfleet-agent
 # READY=1 follows the first reconcile, or comes ${READY_GRACE_MS / 1000}s after start without the broker.

@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { topics } from '@podfleet/shared';
 import { ReconnectBackoff, type BackoffOptions } from './backoff.js';
+import { connectBroker } from './broker-client.js';
 import {
   PublishRefused,
   type DeviceLink,
@@ -58,7 +59,7 @@ export class DeviceSession extends EventEmitter<DeviceLinkEvents> implements Dev
   start(): void {
     if (this.client) return;
     const { device, options } = this;
-    const client = mqtt.connect(options.url, this.clientOptions());
+    const client = connectBroker(options.url, this.clientOptions());
     this.client = client;
     // Runs before MQTT.js's own close handler, which schedules the next attempt with this period.
     client.prependListener('close', () => {
@@ -151,6 +152,9 @@ export class DeviceSession extends EventEmitter<DeviceLinkEvents> implements Dev
       reconnectOnConnackError: true,
       // This session subscribes on every connect itself.
       resubscribe: false,
+      // Not MQTT.js's table of all 65,536 two-byte numbers (6 MB of Buffer objects on the heap,
+      // built at the first packet): a device writes a few packets a minute.
+      writeCache: false,
       properties: { sessionExpiryInterval: options.sessionExpirySeconds ?? 86_400 },
       will: { topic: topics.online(device), payload: Buffer.from(OFFLINE), qos: 1, retain: true },
     };
