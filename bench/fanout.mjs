@@ -89,7 +89,18 @@ if (process.argv[2] === '--child') {
     closers.push(() => Promise.all(clients.map((c) => c.endAsync())));
   }
   process.send({ ready: true });
+  let profiler;
   process.on('message', async (message) => {
+    if (message.profile) {
+      // BENCH_PROFILE: this child's CPU profile over the rollout, written when it stops.
+      const { Session } = await import('node:inspector/promises');
+      profiler = new Session();
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.start');
+      profiler.file = `${message.profile}.${mode}-${prefix}.cpuprofile`;
+      process.send({ profiling: true });
+    }
     if (message.poll) {
       const times = [...firstAt.values()];
       process.send({
@@ -99,6 +110,10 @@ if (process.argv[2] === '--child') {
       });
     }
     if (message.stop) {
+      if (profiler) {
+        const { profile } = await profiler.post('Profiler.stop');
+        (await import('node:fs')).writeFileSync(profiler.file, JSON.stringify(profile));
+      }
       for (const close of closers) await close();
       process.send({ stopped: true });
       process.exit(0);
@@ -225,9 +240,12 @@ async function main() {
       `setup: every device runs V1 after ${((performance.now() - t) / 1000).toFixed(1)} s`,
     );
 
-    // BENCH_PROFILE=FILE: a CPU profile of this process (the controller) over the rollout only.
+    // BENCH_PROFILE=FILE: CPU profiles over the rollout only, of this process (the controller)
+    // into FILE and of each sim process into FILE.sim-PREFIX.cpuprofile.
     let profiler;
     if (process.env.BENCH_PROFILE) {
+      for (const c of sims) c.child.send({ profile: process.env.BENCH_PROFILE });
+      await Promise.all(sims.map((c) => c.next()));
       const { Session } = await import('node:inspector/promises');
       profiler = new Session();
       profiler.connect();

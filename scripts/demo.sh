@@ -11,6 +11,8 @@ BERLIN=$((DEVICES - LAB))
 export PODFLEET_DATA=${PODFLEET_DATA:-.podfleet-demo}
 export PORT=${PORT:-8080}
 export PODFLEET_MQTT_PORT=${PODFLEET_MQTT_PORT:-18830}
+# The simulated fleet's images are in no registry: roll tags out as given, unresolved.
+export PODFLEET_RESOLVE_TAGS=off
 export PODFLEET_URL=http://127.0.0.1:$PORT
 export LOG_LEVEL=${LOG_LEVEL:-warn}
 podfleet() { node packages/controller/bin/podfleet.js "$@"; }

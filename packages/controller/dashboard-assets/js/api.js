@@ -4,6 +4,20 @@ import { readEvents } from './sse.js';
 /** The controller answered 401: the token is unknown, revoked or malformed. */
 export class TokenRefused extends Error {}
 
+/** The controller answered with another error status; `detail` is its message alone. */
+export class ApiError extends Error {
+  /**
+   * @param {string} path
+   * @param {number} status
+   * @param {string} detail
+   */
+  constructor(path, status, detail) {
+    super(`${path}: ${status} ${detail}`);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
 /** Reads the controller's /v1 API with a bearer token. */
 export class ApiClient {
   /**
@@ -21,7 +35,17 @@ export class ApiClient {
    * @returns {Promise<unknown>}
    */
   async get(path) {
-    const response = await this.request(path, 'application/json');
+    const response = await this.request(path, { accept: 'application/json' });
+    return response.json();
+  }
+
+  /**
+   * POST with no body (an operator action such as approve) and read the JSON answer.
+   * @param {string} path
+   * @returns {Promise<unknown>}
+   */
+  async post(path) {
+    const response = await this.request(path, { method: 'POST', accept: 'application/json' });
     return response.json();
   }
 
@@ -32,18 +56,18 @@ export class ApiClient {
    * @param {AbortSignal} signal
    */
   async stream(path, onEvent, signal) {
-    const response = await this.request(path, 'text/event-stream', signal);
+    const response = await this.request(path, { accept: 'text/event-stream', signal });
     if (!response.body) throw new Error(`${path}: no body to stream`);
     await readEvents(response.body, onEvent);
   }
 
   /**
    * @param {string} path
-   * @param {string} accept
-   * @param {AbortSignal} [signal]
+   * @param {{ method?: 'GET' | 'POST', accept: string, signal?: AbortSignal }} options
    */
-  async request(path, accept, signal) {
+  async request(path, { method = 'GET', accept, signal }) {
     const response = await this.fetch(path, {
+      method,
       headers: { authorization: `Bearer ${this.token}`, accept },
       cache: 'no-store',
       signal,
@@ -55,6 +79,6 @@ export class ApiClient {
       .then((body) => String(body.message ?? response.statusText))
       .catch(() => response.statusText);
     if (response.status === 401) throw new TokenRefused(message);
-    throw new Error(`${path}: ${response.status} ${message}`);
+    throw new ApiError(path, response.status, message);
   }
 }

@@ -4,7 +4,7 @@ import { ApiClient, TokenRefused } from './api.js';
 import { devicesView } from './devices.js';
 import { eventsView } from './events.js';
 import { groupsView } from './groups.js';
-import { ACTIVE_STATES, rolloutsView } from './rollouts.js';
+import { ACTIVE_STATES, approveBatch, rolloutsView } from './rollouts.js';
 import { h, mount } from './view-node.js';
 
 /**
@@ -13,6 +13,7 @@ import { h, mount } from './view-node.js';
  * @typedef {import('./groups.js').Pin} Pin
  * @typedef {import('./rollouts.js').RolloutSummary} RolloutSummary
  * @typedef {import('./rollouts.js').RolloutStatus} RolloutStatus
+ * @typedef {import('./rollouts.js').Approval} Approval
  * @typedef {import('./events.js').DeviceEvent} DeviceEvent
  * @typedef {import('./view-node.js').ViewChild} ViewChild
  */
@@ -60,6 +61,8 @@ const state = {
   /** @type {RolloutSummary[]} */ rollouts: [],
   /** @type {Map<string, RolloutStatus>} */ statuses: new Map(),
   /** @type {Map<string, string[]>} */ happenings: new Map(),
+  /** @type {Map<string, Approval>} approvals sent from this page, by rollout */ approvals:
+    new Map(),
   /** @type {Map<string, AbortController>} */ streams: new Map(),
 };
 
@@ -80,6 +83,7 @@ function close(message) {
   state.streams.clear();
   state.statuses.clear();
   state.happenings.clear();
+  state.approvals.clear();
   state.api = undefined;
   state.selected = undefined;
   state.events = undefined;
@@ -140,6 +144,9 @@ async function followRollouts(api, rollouts) {
   for (const id of state.statuses.keys()) {
     if (!listed.has(id)) state.statuses.delete(id);
   }
+  for (const id of state.approvals.keys()) {
+    if (!listed.has(id)) state.approvals.delete(id);
+  }
   const unread = [];
   for (const rollout of rollouts) {
     if (ACTIVE_STATES.includes(rollout.state)) {
@@ -152,8 +159,18 @@ async function followRollouts(api, rollouts) {
   const statuses = await Promise.all(
     unread.map((id) => api.get(`/v1/rollouts/${encodeURIComponent(id)}`)),
   );
-  for (const status of /** @type {RolloutStatus[]} */ (statuses))
-    state.statuses.set(status.id, status);
+  for (const status of /** @type {RolloutStatus[]} */ (statuses)) keepStatus(status);
+}
+
+/**
+ * A rollout's newest status. Once no approval holds it, the outcome of an earlier press is stale.
+ * @param {RolloutStatus} status
+ */
+function keepStatus(status) {
+  state.statuses.set(status.id, status);
+  if (!status.awaitingApproval && !state.approvals.get(status.id)?.busy) {
+    state.approvals.delete(status.id);
+  }
 }
 
 /**
@@ -171,7 +188,7 @@ function follow(api, id) {
       (event) => {
         if (api !== state.api) return;
         if (event.type === 'status') {
-          state.statuses.set(id, JSON.parse(event.data));
+          keepStatus(JSON.parse(event.data));
         } else if (event.type === 'happening') {
           const { line } = JSON.parse(event.data);
           const recent = [String(line), ...(state.happenings.get(id) ?? [])];
@@ -219,6 +236,29 @@ async function select(device) {
 }
 
 /**
+ * Approves the batch an approval holds; on success the answer is the rollout's new status.
+ * @param {string} id
+ */
+async function approve(id) {
+  const api = state.api;
+  if (!api || state.approvals.get(id)?.busy) return;
+  state.approvals.set(id, { busy: true });
+  drawRollouts();
+  try {
+    const outcome = await approveBatch(api, id);
+    if (api !== state.api) return;
+    if ('status' in outcome) {
+      state.approvals.delete(id);
+      keepStatus(outcome.status);
+    } else state.approvals.set(id, { busy: false, error: outcome.error });
+    drawRollouts();
+  } catch (error) {
+    state.approvals.delete(id);
+    failed(api, error);
+  }
+}
+
+/**
  * @param {ApiClient} api the client of the request that failed
  * @param {unknown} error
  */
@@ -244,6 +284,7 @@ function drawRollouts() {
     summary,
     status: state.statuses.get(summary.id),
     happenings: state.happenings.get(summary.id) ?? [],
+    approval: state.approvals.get(summary.id),
   }));
   draw(ui.rollouts, rolloutsView(entries, state.selected));
 }
@@ -257,18 +298,20 @@ function drawEvents() {
   } else draw(ui.events, eventsView(events.device, events.items));
 }
 
+/** Buttons that keep keyboard focus across a redraw, by the attribute that tells them apart. */
+const FOCUS_KEYS = ['data-device', 'data-approve'];
+
 /**
  * Replaces a section's content as the operator left it: keyboard focus stays on the same device
- * button, and a details element they opened stays open.
+ * or approve button, and a details element they opened stays open.
  * @param {HTMLElement} container
  * @param {ViewChild} view
  */
 function draw(container, view) {
   const focused = document.activeElement;
-  const device =
-    focused instanceof HTMLElement && container.contains(focused)
-      ? focused.dataset.device
-      : undefined;
+  const inside = focused instanceof HTMLElement && container.contains(focused);
+  const key = inside ? FOCUS_KEYS.find((name) => focused.hasAttribute(name)) : undefined;
+  const value = key && focused ? focused.getAttribute(key) : null;
   const opened = new Set(
     [...container.querySelectorAll('details[open][data-keep-open]')].map((details) =>
       details.getAttribute('data-keep-open'),
@@ -278,9 +321,9 @@ function draw(container, view) {
   for (const details of container.querySelectorAll('details[data-keep-open]')) {
     if (opened.has(details.getAttribute('data-keep-open'))) details.setAttribute('open', '');
   }
-  if (device === undefined) return;
-  for (const button of container.querySelectorAll('button[data-device]')) {
-    if (button instanceof HTMLElement && button.dataset.device === device) button.focus();
+  if (!key || value === null) return;
+  for (const button of container.querySelectorAll(`button[${key}]`)) {
+    if (button instanceof HTMLElement && button.getAttribute(key) === value) button.focus();
   }
 }
 
@@ -295,13 +338,12 @@ ui.form.addEventListener('submit', (event) => {
 
 ui.forget.addEventListener('click', () => close('Token forgotten.'));
 
-// One listener for every device button, whichever table drew it.
+// One listener for every device and approve button, whichever view drew it.
 document.addEventListener('click', (event) => {
-  const target =
-    event.target instanceof Element ? event.target.closest('button[data-device]') : null;
-  if (target instanceof HTMLElement && target.dataset.device !== undefined) {
-    void select(target.dataset.device);
-  }
+  const target = event.target instanceof Element ? event.target.closest('button') : null;
+  if (!(target instanceof HTMLElement)) return;
+  if (target.dataset.device !== undefined) void select(target.dataset.device);
+  else if (target.dataset.approve !== undefined) void approve(target.dataset.approve);
 });
 
 const stored = localStorage.getItem(TOKEN_KEY);

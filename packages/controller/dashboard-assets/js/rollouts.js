@@ -1,13 +1,18 @@
 // @ts-check
+import { ApiError, TokenRefused } from './api.js';
 import { deviceButton, timestamp } from './format.js';
 import { h } from './view-node.js';
 
 /**
- * @typedef {'pending' | 'updating' | 'succeeded' | 'failed' | 'skipped' | 'reverting' | 'reverted'} DeviceState
+ * @typedef {'pending' | 'updating' | 'succeeded' | 'failed' | 'skipped' | 'reverting' | 'reverted'
+ *   | 'deferred'} DeviceState
  * @typedef {Record<DeviceState | 'offline', number>} Counts
+ * @typedef {'pull-failed' | 'start-timeout' | 'unhealthy' | 'crashed-after-start' | 'rolled-back'
+ *   | 'rejected-manifest'} FailureReason
+ * @typedef {{ reason: FailureReason, unit?: string, detail?: string, journal: string[] }} DeviceFailure
  * @typedef {{
  *   id: string, batch: number, state: DeviceState, from: string, to: string, reason?: string,
- *   online: boolean
+ *   online: boolean, hold?: string, failure?: DeviceFailure
  * }} RolloutDevice
  * @typedef {{
  *   index: number, kind: 'canary' | 'batch', state: 'pending' | 'running' | 'done',
@@ -15,21 +20,24 @@ import { h } from './view-node.js';
  * }} Batch
  * @typedef {{
  *   id: string, service: string, targetImage: string, state: string, reason?: string,
- *   currentBatch: number, awaitingApproval: boolean, createdBy: string, createdAt: string,
- *   finishedAt?: string, counts: Counts & { total: number }, batches: Batch[],
- *   failures: RolloutDevice[], excluded: { id: string, reason: string }[]
+ *   currentBatch: number, awaitingApproval: boolean, waiting: string[], approvedBatches: number[],
+ *   createdBy: string, createdAt: string, finishedAt?: string, counts: Counts & { total: number },
+ *   batches: Batch[], failures: RolloutDevice[], excluded: { id: string, reason: string }[]
  * }} RolloutStatus
  * @typedef {{
  *   id: string, service: string, targetImage: string, state: string, reason?: string,
  *   createdBy: string, createdAt: string
  * }} RolloutSummary
- * @typedef {{ summary: RolloutSummary, status?: RolloutStatus, happenings: string[] }} RolloutEntry
+ * @typedef {{ busy: boolean, error?: string }} Approval an approval sent from this page
+ * @typedef {{
+ *   summary: RolloutSummary, status?: RolloutStatus, happenings: string[], approval?: Approval
+ * }} RolloutEntry
  */
 
 /** States in which a rollout still changes: its stream is followed. */
 export const ACTIVE_STATES = ['pending', 'running', 'paused', 'rolling_back'];
 
-/** Finished device states drawn in the bar, in this order; the rest of the bar is pending. */
+/** Device states drawn in the bar, in this order; the rest of the bar is pending. */
 const SEGMENTS = /** @type {const} */ ([
   'succeeded',
   'failed',
@@ -37,9 +45,12 @@ const SEGMENTS = /** @type {const} */ ([
   'reverting',
   'skipped',
   'updating',
+  'deferred',
 ]);
+/** Not finished: still to be updated, now or (deferred) when the device returns. */
+const UNFINISHED = /** @type {const} */ (['pending', 'updating', 'reverting', 'deferred']);
 /** Columns shown only when some device of the rollout is in that state. */
-const OCCASIONAL = /** @type {const} */ (['reverted', 'reverting', 'skipped']);
+const OCCASIONAL = /** @type {const} */ (['reverted', 'reverting', 'skipped', 'deferred']);
 
 /**
  * The newest rollouts, each with its batches' live progress and its failed devices.
@@ -59,7 +70,7 @@ export function rolloutsView(entries, selected) {
  * @param {RolloutEntry} entry
  * @param {string | undefined} selected
  */
-function rolloutView({ summary, status, happenings }, selected) {
+function rolloutView({ summary, status, happenings, approval }, selected) {
   const state = status?.state ?? summary.state;
   const reason = status ? status.reason : summary.reason;
   const headingId = `rollout-${summary.id}`;
@@ -81,6 +92,7 @@ function rolloutView({ summary, status, happenings }, selected) {
       status?.awaitingApproval && '; awaiting approval',
     ),
     reason && h('p', { class: 'reason' }, reason),
+    status?.awaitingApproval && approvalView(status, approval),
     status && statusView(status, selected),
     happenings.length > 0 &&
       h(
@@ -113,6 +125,7 @@ function statusView(status, selected) {
       { class: 'totals' },
       `${counts.succeeded} of ${counts.total} devices succeeded, ${counts.failed} failed, `,
       `${counts.pending + counts.updating} waiting (${counts.offline} offline)`,
+      counts.deferred > 0 && `, ${counts.deferred} deferred until they return`,
       status.excluded.length > 0 && `, ${status.excluded.length} excluded`,
     ),
     h(
@@ -154,6 +167,7 @@ function statusView(status, selected) {
         ),
       ),
     ),
+    waitingView(status),
     failed.length > 0 &&
       h(
         'table',
@@ -170,7 +184,7 @@ function statusView(status, selected) {
           h(
             'tr',
             {},
-            ['Device', 'Batch', 'Reason'].map((name) => h('th', { scope: 'col' }, name)),
+            ['Device', 'Batch', 'Failure', 'Reason'].map((name) => h('th', { scope: 'col' }, name)),
           ),
         ),
         h(
@@ -182,7 +196,13 @@ function statusView(status, selected) {
               {},
               h('th', { scope: 'row' }, deviceButton(device.id, selected)),
               h('td', {}, batchName(batch, hasCanary)),
-              h('td', { class: 'reason' }, device.reason ?? 'no reason reported'),
+              h('td', {}, failureCause(device.failure)),
+              h(
+                'td',
+                { class: 'reason' },
+                device.reason ?? 'no reason reported',
+                device.failure && journalView(status.id, device.id, device.failure),
+              ),
             ),
           ),
         ),
@@ -202,12 +222,116 @@ function statusView(status, selected) {
 }
 
 /**
- * A bar with one segment per finished state; its text alternative says the same in words.
+ * What holds devices back now, one line per reason with how many; nothing when none waits.
+ * @param {RolloutStatus} status
+ */
+function waitingView(status) {
+  if (status.waiting.length === 0) return undefined;
+  const titleId = `waiting-${status.id}`;
+  return h(
+    'div',
+    { class: 'waiting' },
+    h('p', { id: titleId, class: 'waiting-title' }, 'Why devices wait'),
+    h(
+      'ul',
+      { 'aria-labelledby': titleId },
+      status.waiting.map((line) => h('li', {}, line)),
+    ),
+  );
+}
+
+/**
+ * The button that lets the batch an approval holds start, and why the last press failed.
+ * @param {RolloutStatus} status
+ * @param {Approval | undefined} approval
+ */
+function approvalView(status, approval) {
+  const current = status.batches.find((batch) => batch.index === status.currentBatch);
+  const hasCanary = status.batches.some((batch) => batch.kind === 'canary');
+  const name = current ? batchName(current, hasCanary) : `Batch ${status.currentBatch}`;
+  const errorId = `approve-error-${status.id}`;
+  return h(
+    'div',
+    { class: 'approval' },
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'approve',
+        'data-approve': status.id,
+        // aria-disabled, not disabled: the button keeps keyboard focus while the answer comes.
+        'aria-disabled': approval?.busy ? 'true' : undefined,
+        'aria-describedby': approval?.error ? errorId : undefined,
+      },
+      `Approve ${name.toLowerCase()}`,
+    ),
+    approval?.busy && h('span', { class: 'muted' }, ' Approving…'),
+    approval?.error && h('p', { id: errorId, class: 'error' }, approval.error),
+  );
+}
+
+/**
+ * Approves the batch an approval holds. Answers the rollout's new status, or the controller's
+ * reason for refusing (a viewer token, no approval pending); a refused token still throws.
+ * @param {{ post(path: string): Promise<unknown> }} api
+ * @param {string} id
+ * @returns {Promise<{ status: RolloutStatus } | { error: string }>}
+ */
+export async function approveBatch(api, id) {
+  try {
+    const status = await api.post(`/v1/rollouts/${encodeURIComponent(id)}/approve`);
+    return { status: /** @type {RolloutStatus} */ (status) };
+  } catch (error) {
+    if (error instanceof TokenRefused) throw error;
+    const why =
+      error instanceof ApiError ? error.detail : error instanceof Error ? error.message : error;
+    return { error: `Cannot approve: ${why}` };
+  }
+}
+
+/**
+ * The agent's classification of a failure and the unit it concerns: "rolled-back web.service".
+ * @param {DeviceFailure | undefined} failure
+ */
+function failureCause(failure) {
+  if (!failure) return h('span', { class: 'muted' }, '—');
+  return h(
+    'span',
+    { class: 'cause' },
+    h('span', { class: 'tag failure' }, failure.reason),
+    failure.unit && h('code', {}, failure.unit),
+  );
+}
+
+/**
+ * The failed unit's last journald lines, folded away.
+ * @param {string} rolloutId
+ * @param {string} deviceId
+ * @param {DeviceFailure} failure
+ */
+function journalView(rolloutId, deviceId, failure) {
+  const lines = failure.journal.length;
+  if (lines === 0) return undefined;
+  return h(
+    'details',
+    { class: 'journal', 'data-keep-open': `journal-${rolloutId}-${deviceId}` },
+    h(
+      'summary',
+      {},
+      `Journal of ${failure.unit ?? 'the unit'}: last ${lines} line${lines === 1 ? '' : 's'}`,
+    ),
+    h('pre', {}, failure.journal.join('\n')),
+  );
+}
+
+/**
+ * A bar with one segment per state reached (pending is the empty rest); its text alternative says
+ * the same in words. Only succeeded, failed, reverted and skipped devices count as finished.
  * @param {Batch} batch
  */
 export function progressBar(batch) {
   const total = batch.total;
-  const done = total - batch.counts.pending - batch.counts.updating - batch.counts.reverting;
+  const done = UNFINISHED.reduce((left, state) => left - batch.counts[state], total);
   const parts = SEGMENTS.filter((state) => batch.counts[state] > 0);
   const words = parts.map((state) => `${batch.counts[state]} ${state}`);
   if (batch.counts.pending > 0) words.push(`${batch.counts.pending} pending`);

@@ -41,6 +41,8 @@ function status(): RolloutStatus {
     spec: RolloutSpec.parse({ service: 'web', image: 'r/web:2', targets: { groups: ['edge'] } }),
     currentBatch: 1,
     awaitingApproval: false,
+    waiting: [],
+    approvedBatches: [],
     createdBy: 'ops',
     createdAt: '2026-11-29T10:00:00.000Z',
     counts: { ...count([...canary, ...batch]), total: 4 },

@@ -19,7 +19,7 @@ export function renderRollout(status: RolloutStatus, maxFailures = 10): string {
   const lines = [
     `rollout ${status.id}  ${status.service} → ${status.targetImage}`,
     `state ${status.state}${status.reason ? ` — ${status.reason}` : ''}`,
-    `${c.succeeded}/${c.total} succeeded, ${c.failed} failed, ${c.pending + c.updating} pending (${c.offline} offline), ${c.skipped} skipped${c.reverting + c.reverted ? `, ${c.reverted} reverted, ${c.reverting} reverting` : ''}`,
+    `${c.succeeded}/${c.total} succeeded, ${c.failed} failed, ${c.pending + c.updating} pending (${c.offline} offline), ${c.skipped} skipped${c.deferred ? `, ${c.deferred} deferred` : ''}${c.reverting + c.reverted ? `, ${c.reverted} reverted, ${c.reverting} reverting` : ''}`,
     '',
   ];
   for (const batch of status.batches) {
@@ -31,15 +31,23 @@ export function renderRollout(status: RolloutStatus, maxFailures = 10): string {
     lines.push(
       `${mark} ${name} ${bar(done, b.failed, total)} ${String(b.succeeded).padStart(3)}/${total} ok` +
         `${b.failed ? `  ${b.failed} failed` : ''}${b.pending + b.updating ? `  ${b.pending + b.updating} pending` : ''}` +
-        `${b.offline ? ` (${b.offline} offline)` : ''}${b.skipped ? `  ${b.skipped} skipped` : ''}${b.reverting ? `  ${b.reverting} reverting` : ''}`,
+        `${b.offline ? ` (${b.offline} offline)` : ''}${b.skipped ? `  ${b.skipped} skipped` : ''}${b.deferred ? `  ${b.deferred} deferred` : ''}${b.reverting ? `  ${b.reverting} reverting` : ''}`,
     );
+  }
+  // Why devices wait (window, budget, rate, approval, bake, offline), as the engine said last.
+  if (status.waiting.length > 0) {
+    lines.push('', 'waiting:');
+    for (const line of status.waiting) lines.push(`  ${line}`);
+    if (status.awaitingApproval) lines.push(`  (podfleet rollout approve ${status.id})`);
   }
   // The status carries the first failures only; counts.failed is how many there are.
   const failures = status.failures;
   if (failures.length > 0) {
     lines.push('', 'failures:');
     for (const device of failures.slice(0, maxFailures))
-      lines.push(`  ${device.id}: ${device.reason ?? 'failed'}`);
+      lines.push(
+        `  ${device.id}: ${device.failure ? `${device.failure.reason}${device.failure.unit ? ` (${device.failure.unit})` : ''}: ` : ''}${device.reason ?? 'failed'}`,
+      );
     const more = Math.max(c.failed, failures.length) - Math.min(maxFailures, failures.length);
     if (more > 0) lines.push(`  … and ${more} more`);
   }

@@ -64,7 +64,7 @@ function specOptions(command: Command): Command {
     .option('--pause-between <duration>', 'wait between batches')
     .option('--no-auto-rollback', 'pause on failures instead of rolling back')
     .option('--offline <policy>', 'wait (count offline devices as pending) or skip them')
-    .option('--approve-after-canary', 'wait for `rollout resume` after the canary')
+    .option('--approve-after-canary', 'wait for `rollout approve` after the canary')
     .option(
       '--override-pin <group>',
       'also change devices this group pins (needs an image by digest)',
@@ -130,7 +130,12 @@ interface PlanView {
   service: string;
   targetImage: string;
   total: number;
-  batches: { index: number; kind: string; devices: { id: string; from: string; to: string }[] }[];
+  batches: {
+    index: number;
+    kind: string;
+    devices: { id: string; from: string; to: string }[];
+    forecast: string[];
+  }[];
   excluded: { id: string; reason: string }[];
 }
 
@@ -161,6 +166,10 @@ export function registerRollout(program: Command, io: CliIo): void {
         ]),
       );
       if (rows.length > 0) io.stdout.write(formatTable(['BATCH', 'DEVICE', 'IMAGE'], rows));
+      for (const batch of plan.batches) {
+        const name = batch.kind === 'canary' ? 'canary' : `batch ${batch.index}`;
+        for (const line of batch.forecast) io.stdout.write(`${name}: ${line}\n`);
+      }
       for (const { id, reason } of plan.excluded) io.stdout.write(`left out: ${id} (${reason})\n`);
     });
 
@@ -221,10 +230,12 @@ export function registerRollout(program: Command, io: CliIo): void {
       watch(await client(flags), id, io, Boolean(flags.json)),
     );
 
-  for (const action of ['pause', 'resume', 'abort'] as const) {
+  for (const action of ['pause', 'resume', 'approve', 'abort'] as const) {
     const what = {
       pause: 'stop starting new batches',
-      resume: 'go on (also approves after the canary)',
+      resume: 'go on after a pause, accepting the failures so far (also approves)',
+      approve:
+        'let the batch an approval holds start (strategy.policy.approval, --approve-after-canary)',
       abort: 'stop; with autoRollback, return updated devices to their previous image',
     };
     withConnection(rollout.command(action).argument('<id>'))

@@ -167,9 +167,10 @@ describe('dashboard in headless Chromium', () => {
     expect(
       await rollout.locator('tr[data-batch="1"] [role="img"]').getAttribute('aria-label'),
     ).toBe('2 of 3 finished: 1 succeeded, 1 failed, 1 updating');
+    // The agent's rollback, classified by the controller, before the reason the agent gave.
     const failed = rollout.getByRole('table', { name: 'Failed devices' });
     expect(await failed.locator('tbody tr').allTextContents()).toEqual([
-      `berlin-04Batch 1${FAILURE}`,
+      `berlin-04Batch 1rolled-back${FAILURE}`,
     ]);
     expect(await rollout.locator('details.excluded li').allTextContents()).toEqual([
       'paris-01: pinned by group lab',
@@ -186,13 +187,22 @@ describe('dashboard in headless Chromium', () => {
     await converge(['berlin-05']);
     await expect.poll(() => batchCount(1, 'succeeded'), live).toBe('2');
     expect(await batchCount(1, 'updating')).toBe('0');
-    await expect.poll(() => batchCount(2, 'updating'), live).toBe('3');
+    // berlin-08 is offline: under offlineDevices wait it stays pending, and the page says why.
+    await expect.poll(() => batchCount(2, 'updating'), live).toBe('2');
+    expect(await batchCount(2, 'pending')).toBe('1');
     expect(await batchCount(2, 'offline')).toBe('1');
+    const waiting = page
+      .locator(`article[data-rollout="${rolloutId}"]`)
+      .getByRole('list', { name: 'Why devices wait' });
+    await expect
+      .poll(() => waiting.locator('li').allTextContents(), live)
+      .toEqual(['1 device: offline: waiting for it to return']);
     await sent(['berlin-06', 'berlin-07'], WEB_V2);
-    await converge(['berlin-06', 'berlin-07']);
-    await expect.poll(() => batchCount(2, 'succeeded'), live).toBe('2');
+    // berlin-07 stays updating: with berlin-08 away, the batch (and the rollout) is not done.
+    await converge(['berlin-06']);
+    await expect.poll(() => batchCount(2, 'succeeded'), live).toBe('1');
     const happenings = page.locator(`article[data-rollout="${rolloutId}"] ul.happenings li`);
-    expect(await happenings.allTextContents()).toContain('berlin-07 runs ' + WEB_V2);
+    expect(await happenings.allTextContents()).toContain('berlin-06 runs ' + WEB_V2);
     expect(await page.evaluate('window.sameDocument')).toBe(true);
     // Redrawn on every status, yet what the operator opened stays open.
     expect(await excluded.getAttribute('open')).toBe('');

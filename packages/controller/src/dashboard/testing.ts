@@ -23,6 +23,7 @@ import { rolloutRoutes } from '../rollouts/routes.js';
 import { dashboardPage } from './plugin.js';
 
 export const VIEWER_TOKEN = 'pft_dashboard_viewer';
+export const OPERATOR_TOKEN = 'pft_dashboard_operator';
 export const WEB_V1 = 'registry.example/acme/web:1.4';
 export const WEB_V2 = 'registry.example/acme/web:1.5';
 export const LAB_PIN = `registry.example/acme/web@sha256:${'a'.repeat(64)}`;
@@ -82,6 +83,7 @@ export async function startDashboardController(): Promise<DashboardController> {
   const engine = new RolloutEngine({ db, sync, log, tickMs: 200 });
   const tokens = new Map([
     [hashToken(VIEWER_TOKEN), { name: 'wall-screen', role: 'viewer' as const }],
+    [hashToken(OPERATOR_TOKEN), { name: 'ops', role: 'operator' as const }],
   ]);
   const app: FastifyInstance = await buildApp(
     { db, fleet: sync, log, tokens: async (hash) => tokens.get(hash) },

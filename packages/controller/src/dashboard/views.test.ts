@@ -170,7 +170,170 @@ describe('dashboard views', () => {
   });
 });
 
-type DeviceState = 'pending' | 'updating' | 'succeeded' | 'failed';
+describe('rollout views: what holds devices, deferred devices, failures, approval', () => {
+  const summary = {
+    id: 'r1',
+    service: 'web',
+    targetImage: 'registry.example/acme/web:2',
+    state: 'running',
+    createdBy: 'alice',
+    createdAt: '2026-01-01T00:00:00.000Z',
+  };
+  const view = (s: ReturnType<typeof status>, approval?: { busy: boolean; error?: string }) =>
+    rolloutsView([{ summary, status: s, happenings: [], approval }], undefined);
+  const byClass = (node: ViewNode, name: string) =>
+    elements(node).filter((e) =>
+      String(e.attrs.class ?? '')
+        .split(' ')
+        .includes(name),
+    );
+  /** The element whose accessible name is `label`, through aria-labelledby. */
+  const labelled = (node: ViewNode, label: string) => {
+    const title = elements(node).find((e) => texts(e).join('') === label && e.attrs.id);
+    return elements(node).find((e) => title && e.attrs['aria-labelledby'] === title.attrs.id);
+  };
+
+  it('lists why devices wait under the batches, and nothing when none waits', () => {
+    const s = status([
+      batch(0, 'canary', [['d1', 'succeeded']]),
+      batch(1, 'batch', [
+        ['d2', 'pending'],
+        ['d3', 'pending'],
+      ]),
+    ]);
+    expect(labelled(view(s), 'Why devices wait')).toBeUndefined();
+    expect(byClass(view(s), 'waiting')).toEqual([]);
+
+    s.waiting = [
+      '2 devices: budget of group site=berlin full: 2 of 4 updating or failed, maxUnavailable 2',
+      `1 device: ${MARKUP}`,
+    ];
+    const shown = view(s);
+    const list = labelled(shown, 'Why devices wait');
+    expect(list?.tag).toBe('ul');
+    expect(list!.children.map((li) => texts(li).join(''))).toEqual(s.waiting);
+    // Below the batch table, above the failed devices.
+    const order = elements(shown).map((e) => e.attrs.class);
+    expect(order.indexOf('waiting')).toBeGreaterThan(order.indexOf('batches'));
+    expect(elements(shown).map((e) => e.tag)).not.toContain('img');
+  });
+
+  it('counts deferred devices as not done: in the bar, its words, the totals and a column', () => {
+    const b = batch(1, 'batch', [
+      ['a', 'succeeded'],
+      ['b', 'deferred'],
+      ['c', 'deferred'],
+      ['d', 'pending'],
+    ]);
+    const bar = progressBar(b);
+    const [track] = bar.children as ViewNode[];
+    expect(track!.attrs['aria-label']).toBe('1 of 4 finished: 1 succeeded, 2 deferred, 1 pending');
+    expect(track!.children.map((s) => (s as ViewNode).attrs.class)).toEqual([
+      'segment succeeded',
+      'segment deferred',
+    ]);
+    expect(texts(bar)).toEqual(['1/4']);
+
+    const shown = view(status([batch(0, 'canary', [['x', 'succeeded']]), b]));
+    expect(texts(byClass(shown, 'totals')[0]!).join('')).toBe(
+      '2 of 5 devices succeeded, 0 failed, 1 waiting (0 offline), 2 deferred until they return',
+    );
+    const head = elements(shown).filter((e) => e.tag === 'th' && e.attrs.scope === 'col');
+    expect(head.map((th) => texts(th).join(''))).toContain('Deferred');
+    const cells = elements(shown).filter((e) => e.attrs['data-count'] === 'deferred');
+    expect(cells.map((td) => texts(td).join(''))).toEqual(['0', '2']);
+    // Without a deferred device the column stays away, as skipped and reverted do.
+    const plain = view(status([batch(0, 'canary', [['x', 'succeeded']])]));
+    expect(elements(plain).some((e) => e.attrs['data-count'] === 'deferred')).toBe(false);
+    expect(texts(byClass(plain, 'totals')[0]!).join('')).not.toContain('deferred');
+  });
+
+  it('shows a failed device’s failure and unit before its reason, the journal folded away', () => {
+    const s = status([
+      batch(0, 'canary', [
+        ['d1', 'failed', 'web: not ready within 60s'],
+        ['d2', 'failed', 'no previous version'],
+      ]),
+    ]);
+    s.failures[0]!.failure = {
+      reason: 'crashed-after-start',
+      unit: 'web.service',
+      journal: ['web[41]: listening on :8080', `web[41]: panic: ${MARKUP}`],
+    };
+    s.failures[1]!.failure = { reason: 'pull-failed', journal: [] };
+    const shown = view(s);
+    const failed = elements(shown).find((e) => e.attrs.class === 'failed')!;
+    const head = elements(failed).filter((e) => e.tag === 'th' && e.attrs.scope === 'col');
+    expect(head.map((th) => texts(th).join(''))).toEqual(['Device', 'Batch', 'Failure', 'Reason']);
+    const rows = elements(failed)
+      .filter((e) => e.tag === 'tr')
+      .slice(1);
+    const cells = (row: ViewNode) =>
+      row.children.map((cell) => texts(cell).join('')).slice(2) as string[];
+    expect(cells(rows[0]!)).toEqual([
+      'crashed-after-startweb.service',
+      `web: not ready within 60sJournal of web.service: last 2 lines` +
+        `web[41]: listening on :8080\nweb[41]: panic: ${MARKUP}`,
+    ]);
+    expect(cells(rows[1]!)).toEqual(['pull-failed', 'no previous version']);
+
+    const [journal] = elements(rows[0]!).filter((e) => e.tag === 'details');
+    expect(journal!.attrs.open).toBeUndefined();
+    expect(journal!.attrs['data-keep-open']).toBe('journal-r1-d1');
+    expect(journal!.children.map((c) => (c as ViewNode).tag)).toEqual(['summary', 'pre']);
+    expect(elements(rows[1]!).some((e) => e.tag === 'details')).toBe(false);
+    expect(elements(shown).map((e) => e.tag)).not.toContain('img');
+
+    // A failure the controller recorded without structure still shows its reason.
+    delete s.failures[1]!.failure;
+    const unstructured = elements(view(s)).find((e) => e.attrs.class === 'failed')!;
+    const last = elements(unstructured)
+      .filter((e) => e.tag === 'tr')
+      .at(-1)!;
+    expect(cells(last)).toEqual(['—', 'no previous version']);
+  });
+
+  it('offers "Approve batch N" only while an approval holds the current batch', () => {
+    const s = status([
+      batch(0, 'canary', [['d1', 'succeeded']]),
+      batch(1, 'batch', [['d2', 'pending']]),
+    ]);
+    s.currentBatch = 1;
+    expect(elements(view(s)).some((e) => e.tag === 'button' && e.attrs['data-approve'])).toBe(
+      false,
+    );
+
+    s.awaitingApproval = true;
+    s.waiting = ['1 device: waiting for approval after batch 0'];
+    const button = () => elements(view(s)).find((e) => e.attrs['data-approve'] === 'r1');
+    expect(button()?.tag).toBe('button');
+    expect(button()?.attrs.type).toBe('button');
+    expect(texts(button()!)).toEqual(['Approve batch 1']);
+    expect(button()!.attrs['aria-disabled']).toBeUndefined();
+
+    // Batches are named as in the table: without a canary the second batch is "Batch 2".
+    const noCanary = status([
+      batch(0, 'batch', [['d1', 'succeeded']]),
+      batch(1, 'batch', [['d2', 'pending']]),
+    ]);
+    Object.assign(noCanary, { currentBatch: 1, awaitingApproval: true });
+    const other = elements(view(noCanary)).find((e) => e.attrs['data-approve'] === 'r1')!;
+    expect(texts(other)).toEqual(['Approve batch 2']);
+
+    const busy = elements(view(s, { busy: true })).find((e) => e.attrs['data-approve'])!;
+    expect(busy.attrs['aria-disabled']).toBe('true');
+
+    const refused = 'Cannot approve: needs role operator; token wall-screen has viewer';
+    const failed = view(s, { busy: false, error: refused });
+    const error = byClass(failed, 'error').find((e) => texts(e).join('') === refused);
+    expect(error?.attrs.id).toBe('approve-error-r1');
+    const pressed = elements(failed).find((e) => e.attrs['data-approve'])!;
+    expect(pressed.attrs['aria-describedby']).toBe('approve-error-r1');
+    expect(pressed.attrs['aria-disabled']).toBeUndefined();
+  });
+});
+
+type DeviceState = 'pending' | 'updating' | 'succeeded' | 'failed' | 'deferred';
 
 function batch(index: number, kind: 'canary' | 'batch', devices: [string, DeviceState, string?][]) {
   const counts = {
@@ -181,6 +344,7 @@ function batch(index: number, kind: 'canary' | 'batch', devices: [string, Device
     skipped: 0,
     reverting: 0,
     reverted: 0,
+    deferred: 0,
     offline: 0,
   };
   for (const [, state] of devices) counts[state]++;
@@ -211,6 +375,7 @@ function status(batches: ReturnType<typeof batch>[]) {
     skipped: 0,
     reverting: 0,
     reverted: 0,
+    deferred: 0,
     offline: 0,
     total: 0,
   };
@@ -226,12 +391,16 @@ function status(batches: ReturnType<typeof batch>[]) {
     state: 'running',
     currentBatch: 0,
     awaitingApproval: false,
+    waiting: [] as string[],
+    approvedBatches: [] as number[],
     createdBy: 'alice',
     createdAt: '2026-01-01T00:00:00.000Z',
     counts,
     batches: batches.map(({ devices: _devices, ...b }) => b),
     failures: batches.flatMap((b) =>
-      b.devices.filter((d) => d.state === 'failed').map((d) => ({ ...d, batch: b.index })),
+      b.devices
+        .filter((d) => d.state === 'failed')
+        .map((d): Record<string, unknown> => ({ ...d, batch: b.index })),
     ),
     excluded: [],
   };

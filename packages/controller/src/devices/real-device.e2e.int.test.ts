@@ -68,6 +68,9 @@ beforeAll(async () => {
 
   const site = await controllerSite(cleanups, 60);
   site.env.MQTT_URL = broker.hostUrl;
+  // Rollouts resolve their tag in the lab registry, as a controller does with a real one.
+  site.env.PODFLEET_RESOLVE_TAGS = 'registry';
+  site.env.PODFLEET_REGISTRY_INSECURE = registry.address;
   e = await startE2eController(site);
   cleanups.add(() => e.controller.close());
 
@@ -116,11 +119,16 @@ afterAll(async () => {
   console.log(`real device e2e timings:\n${lines.join('\n')}`);
 });
 
+/** The digest the registry got for each reference pushed, as podman wrote it. */
+const pushed = new Map<string, string>();
+
 /** Imports the test app under a local name and pushes it as `reference`; the local copy goes. */
 async function push(reference: string, behaviour: AppBehaviour): Promise<void> {
   const local = 'localhost/build/app:latest';
   await importAppImage(device, local, behaviour);
-  await device.exec(['podman', 'push', '-q', local, `docker://${reference}`]);
+  const digestFile = '/run/pushed-digest';
+  await device.exec(['podman', 'push', '-q', '--digestfile', digestFile, local, `docker://${reference}`]); // prettier-ignore
+  pushed.set(reference, (await device.exec(['cat', digestFile])).trim());
   await device.exec(['podman', 'rmi', local]);
 }
 
@@ -228,6 +236,15 @@ describe('a real device under the controller', () => {
       }),
     );
     expect(finished.state).not.toBe('succeeded');
+    // The tag was resolved once, at the start: the device was given the digest podman pushed.
+    const digest = pushed.get(`${registry.address}/podfleet/app:no-ready`);
+    expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(finished.targetImage).toBe(`${registry.address}/podfleet/app@${digest}`);
+    const [failed] =
+      (await e.controller.rollouts.devices(rollout, { state: 'failed', limit: 10 })) ?? [];
+    expect(failed?.failure?.reason, JSON.stringify(failed)).toMatch(
+      /^(rolled-back|start-timeout)$/,
+    );
     const [rollback] = await storedEvents('rollback');
     expect(rollback).toMatchObject({
       type: 'rollback',

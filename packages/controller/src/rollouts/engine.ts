@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import {
   RolloutSpec,
   formatIssues,
+  type FailureReason,
   parseImageReference,
   type RolloutSpecInput,
   type RolloutState,
@@ -10,15 +11,17 @@ import type { Logger } from 'pino';
 import type { Database } from '../db/client.js';
 import type { Prisma } from '../db/generated/client.js';
 import type { DesiredSync } from '../desired/sync.js';
-import { badRequest, conflict, notFound } from '../http/errors.js';
+import { HttpError, badRequest, conflict, notFound } from '../http/errors.js';
 import { absorbRollout } from './absorb.js';
 import { rolloutCandidates } from './candidates.js';
+import { ImageResolveError } from './image-digest.js';
 import { observeDevices } from './observations.js';
 import { planRollout, type RolloutPlan } from './plan.js';
+import { batchForecast } from './policy/forecast.js';
+import { effectiveSettings } from './policy/settings.js';
 import {
   operate,
   tick,
-  type DeviceChange,
   type OperatorAction,
   type RolloutDevice,
   type RolloutProgress,
@@ -34,12 +37,19 @@ export interface EngineOptions {
   /** How often every active rollout is looked at (device results also wake it). */
   tickMs?: number;
   now?: () => number;
+  /**
+   * Resolves an image tag to the image by digest (image-digest.ts) when a rollout is planned, so
+   * every device gets the same bits; without it a tag is rolled out as given.
+   */
+  resolveImage?: (image: string) => Promise<string>;
 }
 
 export interface PlannedRollout {
   spec: RolloutSpec;
   targetImage: string;
   plan: RolloutPlan;
+  /** Per batch, what holds it on its own: approval, bake, maintenance windows (for the plan). */
+  forecast: string[][];
 }
 
 const ACTIVE: RolloutState[] = ['pending', 'running', 'paused', 'rolling_back'];
@@ -73,13 +83,6 @@ export class RolloutEngine {
     const parsed = RolloutSpec.safeParse(input);
     if (!parsed.success) throw badRequest('invalid rollout spec', formatIssues(parsed.error));
     const spec = parsed.data;
-    if (spec.strategy.policy !== undefined) {
-      // The policy core (rollouts/policy/, decision 006) is not driven by the engine yet: a rollout
-      // that asks for budgets or windows is refused rather than run without them.
-      throw badRequest('invalid rollout spec', [
-        'strategy.policy: not enforced by this controller yet (decision 006); leave it out',
-      ]);
-    }
     const prisma = this.options.db.prisma;
     let targetImage = spec.image;
     if (spec.revision !== undefined) {
@@ -91,13 +94,37 @@ export class RolloutEngine {
     }
     if (!(await prisma.service.findUnique({ where: { name: spec.service } })))
       throw notFound(`service ${spec.service}`);
+    const resolve = this.options.resolveImage;
+    if (resolve && !parseImageReference(targetImage!)?.digest) {
+      // Once, before anything is written: a tag that does not resolve changes no device.
+      try {
+        targetImage = await resolve(targetImage!);
+      } catch (error) {
+        if (!(error instanceof ImageResolveError)) throw error;
+        throw new HttpError(422, `cannot resolve the image to a digest: ${error.message}`, [
+          `${spec.image === undefined ? 'revision' : 'image'}: ${error.message}`,
+        ]);
+      }
+    }
     if (spec.overridePins.length > 0 && !parseImageReference(targetImage!)?.digest) {
       throw badRequest('overridePins needs an image by digest: a pin always names a digest', [
         'image: give registry/repo@sha256:… to roll out over pins',
       ]);
     }
     const candidates = await rolloutCandidates(prisma, spec);
-    return { spec, targetImage: targetImage!, plan: planRollout(spec, targetImage!, candidates) };
+    const plan = planRollout(spec, targetImage!, candidates);
+    const settings = effectiveSettings(spec.strategy, plan.batches);
+    if (settings.problems.length > 0) throw badRequest('invalid rollout policy', settings.problems);
+    const labels = new Map(candidates.map((c) => [c.id, c.labels]));
+    const forecast = plan.batches.map((batch) =>
+      batchForecast(
+        batch.index,
+        batch.devices.map((d) => labels.get(d.id) ?? {}),
+        settings,
+        this.now(),
+      ),
+    );
+    return { spec, targetImage: targetImage!, plan, forecast };
   }
 
   /** Plans and stores a rollout; the next pass starts it. One active rollout per service. */
@@ -173,8 +200,16 @@ export class RolloutEngine {
           throw conflict((error as Error).message);
         }
         await store(tx, id, progress, result, this.now());
+        const approved = result.progress.approvedBatches.filter(
+          (batch) => !progress.approvedBatches.includes(batch),
+        );
         await tx.auditEntry.create({
-          data: { actor, action: `rollout.${action}`, target: `rollout/${id}`, details: {} },
+          data: {
+            actor,
+            action: `rollout.${action}`,
+            target: `rollout/${id}`,
+            details: approved.length > 0 ? { approvedAfterBatch: approved[0] } : {},
+          },
         });
         return { manifestsChange: result.manifestsChange, happenings: result.happenings };
       },
@@ -233,13 +268,9 @@ export class RolloutEngine {
         const id = rows[0]?.id;
         if (!id) return undefined;
         const { progress, devices, service, createdAt } = await loadRollout(tx, id);
-        const watched = devices.filter(
-          (d) =>
-            d.state === 'updating' ||
-            d.state === 'reverting' ||
-            d.batch === progress.currentBatch ||
-            d.batch === progress.currentBatch + 1,
-        );
+        const watched = progress.strategy.policy?.disruptionBudget
+          ? devices // a group's standing counts every device of it, online or not
+          : devices.filter((d) => isWatched(d, progress));
         const observations = await observeDevices(
           tx,
           watched.map((d) => d.id),
@@ -325,6 +356,26 @@ export class RolloutEngine {
   }
 }
 
+/**
+ * The devices a pass must observe without a disruption budget: every one that is switched, may
+ * start (the current batch, and earlier ones carried over), or is watched through the bake
+ * between batches. Finished devices and later batches are left alone.
+ */
+function isWatched(device: RolloutDevice, progress: RolloutProgress): boolean {
+  switch (device.state) {
+    case 'updating':
+    case 'reverting':
+    case 'deferred':
+      return true;
+    case 'pending':
+      return device.batch <= progress.currentBatch + 1;
+    case 'succeeded':
+      return device.batch === progress.currentBatch - 1;
+    default:
+      return false;
+  }
+}
+
 interface DeviceRow {
   id: string;
   batch: number;
@@ -335,7 +386,17 @@ interface DeviceRow {
   switchedAt: Date | string | null;
   targetGeneration: number | null;
   revertGeneration: number | null;
+  hold: string | null;
+  readySeenAt: Date | string | null;
+  restartsAtReady: number | null;
+  activeSinceAtReady: Date | string | null;
+  reportAtReady: Date | string | null;
+  failureReason: FailureReason | null;
+  failureUnit: string | null;
+  failureJournal: string[] | null;
 }
+
+const time = (value: Date | string) => new Date(value).getTime();
 
 async function loadRollout(tx: Prisma.TransactionClient, id: string) {
   const row = await tx.rollout.findUniqueOrThrow({ where: { id } });
@@ -344,7 +405,11 @@ async function loadRollout(tx: Prisma.TransactionClient, id: string) {
   const rows = await tx.$queryRawUnsafe<DeviceRow[]>(
     `SELECT device_id AS id, batch, from_image AS "from", to_image AS "to", state::text AS state,
        reason, switched_at AS "switchedAt", target_generation AS "targetGeneration",
-       revert_generation AS "revertGeneration"
+       revert_generation AS "revertGeneration", hold, ready_seen_at AS "readySeenAt",
+       restarts_at_ready AS "restartsAtReady", active_since_at_ready AS "activeSinceAtReady",
+       report_at_ready AS "reportAtReady",
+       failure_reason AS "failureReason", failure_unit AS "failureUnit",
+       failure_journal AS "failureJournal"
      FROM rollout_devices WHERE rollout_id = $1::uuid ORDER BY batch, device_id`,
     id,
   );
@@ -356,9 +421,11 @@ async function loadRollout(tx: Prisma.TransactionClient, id: string) {
     currentBatch: row.currentBatch,
     acceptedFailures: row.acceptedFailures,
     awaitingApproval: row.awaitingApproval,
+    approvedBatches: row.approvedBatches,
+    waiting: row.waiting,
   };
   if (row.batchStartedAt) progress.batchStartedAt = row.batchStartedAt.getTime();
-  if (row.batchFinishedAt) progress.batchFinishedAt = row.batchFinishedAt.getTime();
+  if (row.previousBatchDoneAt) progress.previousBatchDoneAt = row.previousBatchDoneAt.getTime();
   if (row.reason) progress.reason = row.reason;
   const devices: RolloutDevice[] = rows.map((d) => {
     const device: RolloutDevice = {
@@ -369,9 +436,20 @@ async function loadRollout(tx: Prisma.TransactionClient, id: string) {
       state: d.state,
     };
     if (d.reason) device.reason = d.reason;
-    if (d.switchedAt) device.switchedAt = new Date(d.switchedAt).getTime();
+    if (d.switchedAt) device.switchedAt = time(d.switchedAt);
     if (d.targetGeneration !== null) device.targetGeneration = d.targetGeneration;
     if (d.revertGeneration !== null) device.revertGeneration = d.revertGeneration;
+    if (d.hold !== null) device.hold = d.hold;
+    if (d.readySeenAt) {
+      device.bake = { readySeenAt: time(d.readySeenAt) };
+      if (d.restartsAtReady !== null) device.bake.restartsAtReady = d.restartsAtReady;
+      if (d.activeSinceAtReady) device.bake.activeSinceAtReady = time(d.activeSinceAtReady);
+      if (d.reportAtReady) device.bake.reportAtReady = time(d.reportAtReady);
+    }
+    if (d.failureReason !== null) {
+      device.failure = { reason: d.failureReason, journal: d.failureJournal ?? [] };
+      if (d.failureUnit !== null) device.failure.unit = d.failureUnit;
+    }
     return device;
   });
   return { progress, devices, service: row.service, createdAt: row.createdAt };
@@ -386,21 +464,28 @@ async function store(
 ): Promise<void> {
   const p = result.progress;
   const finished = FINISHED.includes(p.state) && !FINISHED.includes(before.state);
+  const date = (at: number | undefined) => (at === undefined ? null : new Date(at));
   await tx.rollout.update({
     where: { id },
     data: {
       state: p.state,
       reason: p.reason ?? null,
       currentBatch: p.currentBatch,
-      batchStartedAt: p.batchStartedAt === undefined ? null : new Date(p.batchStartedAt),
-      batchFinishedAt: p.batchFinishedAt === undefined ? null : new Date(p.batchFinishedAt),
+      batchStartedAt: date(p.batchStartedAt),
+      previousBatchDoneAt: date(p.previousBatchDoneAt),
       acceptedFailures: p.acceptedFailures,
       awaitingApproval: p.awaitingApproval,
+      approvedBatches: p.approvedBatches,
+      waiting: p.waiting,
       ...(finished ? { finishedAt: new Date(now) } : {}),
     },
   });
   if (result.changes.size === 0) return;
   const rows = [...result.changes.entries()];
+  const iso = (at: number | undefined) => (at === undefined ? null : new Date(at).toISOString());
+  // Each field is written only when the change names it (`set_*`): a change of state alone keeps
+  // the reason, the bake and the failure stored before. Journals go as JSON: Postgres has no
+  // array of arrays of different lengths.
   await tx.$executeRawUnsafe(
     `UPDATE rollout_devices rd SET
        state = COALESCE(u.state::rollout_device_state, rd.state),
@@ -408,14 +493,40 @@ async function store(
        switched_at = COALESCE(u.switched_at, rd.switched_at),
        target_generation = CASE WHEN u.state = 'updating' THEN NULL ELSE rd.target_generation END,
        revert_generation = CASE WHEN u.state = 'reverting' THEN NULL ELSE rd.revert_generation END,
+       hold = CASE WHEN u.set_hold THEN u.hold ELSE rd.hold END,
+       ready_seen_at = CASE WHEN u.set_bake THEN u.ready_seen_at ELSE rd.ready_seen_at END,
+       restarts_at_ready = CASE WHEN u.set_bake THEN u.restarts_at_ready ELSE rd.restarts_at_ready END,
+       active_since_at_ready = CASE WHEN u.set_bake THEN u.active_since_at_ready ELSE rd.active_since_at_ready END,
+       report_at_ready = CASE WHEN u.set_bake THEN u.report_at_ready ELSE rd.report_at_ready END,
+       failure_reason = CASE WHEN u.set_failure THEN u.failure_reason ELSE rd.failure_reason END,
+       failure_unit = CASE WHEN u.set_failure THEN u.failure_unit ELSE rd.failure_unit END,
+       failure_journal = CASE WHEN u.set_failure
+         THEN ARRAY(SELECT jsonb_array_elements_text(COALESCE(u.failure_journal, '[]')::jsonb))
+         ELSE rd.failure_journal END,
        updated_at = now()
-     FROM unnest($2::text[], $3::text[], $4::boolean[], $5::text[], $6::timestamptz[]) AS u(device_id, state, set_reason, reason, switched_at)
+     FROM unnest($2::text[], $3::text[], $4::boolean[], $5::text[], $6::timestamptz[],
+                 $7::boolean[], $8::text[], $9::boolean[], $10::timestamptz[], $11::int[], $12::timestamptz[],
+                 $13::boolean[], $14::text[], $15::text[], $16::text[], $17::timestamptz[])
+       AS u(device_id, state, set_reason, reason, switched_at, set_hold, hold, set_bake, ready_seen_at,
+            restarts_at_ready, active_since_at_ready, set_failure, failure_reason, failure_unit, failure_journal,
+            report_at_ready)
      WHERE rd.rollout_id = $1::uuid AND rd.device_id = u.device_id`,
     id,
     rows.map(([device]) => device),
     rows.map(([, c]) => c.state ?? null),
     rows.map(([, c]) => 'reason' in c),
-    rows.map(([, c]) => (c as DeviceChange).reason ?? null),
-    rows.map(([, c]) => (c.switchedAt === undefined ? null : new Date(c.switchedAt).toISOString())),
+    rows.map(([, c]) => c.reason ?? null),
+    rows.map(([, c]) => iso(c.switchedAt)),
+    rows.map(([, c]) => 'hold' in c),
+    rows.map(([, c]) => c.hold ?? null),
+    rows.map(([, c]) => 'bake' in c),
+    rows.map(([, c]) => iso(c.bake?.readySeenAt)),
+    rows.map(([, c]) => c.bake?.restartsAtReady ?? null),
+    rows.map(([, c]) => iso(c.bake?.activeSinceAtReady)),
+    rows.map(([, c]) => 'failure' in c),
+    rows.map(([, c]) => c.failure?.reason ?? null),
+    rows.map(([, c]) => c.failure?.unit ?? null),
+    rows.map(([, c]) => (c.failure ? JSON.stringify(c.failure.journal) : null)),
+    rows.map(([, c]) => iso(c.bake?.reportAtReady)),
   );
 }

@@ -1,12 +1,9 @@
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { readPublicKeys } from '../../../agent/src/cli/sim-options.js';
-import { SimFleet } from '../../../agent/src/sim/sim-fleet.js';
+import type { SimFleet } from '../../../agent/src/sim/sim-fleet.js';
 import { openDatabase } from '../db/client.js';
 import {
   Cleanups,
-  MOSQUITTO,
   capturingLogger,
   clearRetained,
   controllerSite,
@@ -27,7 +24,14 @@ import {
   within,
   type E2eController,
 } from './e2e/harness.js';
-import type { RolloutEngine } from './engine.js';
+import {
+  devicesOf,
+  expectCountsAddUp,
+  fleetOn,
+  startRollout,
+  startSim,
+  type SimOptions,
+} from './e2e/sim-fleet.js';
 import { FINISHED, type RolloutDeviceStatus, type RolloutStatus } from './status.js';
 
 const V1 = 'registry.example/acme/web:1.0';
@@ -45,78 +49,9 @@ afterAll(() => {
 });
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
-/**
- * `podfleet-agent sim` in this process: real agents (MQTT session, outbox, reconciler, health
- * gate) on in-memory hosts, trusting the controller's public key file as `--key` would, with a
- * one-second settle so that an apply takes about a second.
- */
-async function startSim(
-  keyFile: string,
-  prefix: string,
-  devices: number,
-  options: { badImage?: string } = {},
-): Promise<SimFleet> {
-  const fleet = new SimFleet({
-    devices,
-    broker: MOSQUITTO,
-    prefix,
-    labels: {},
-    failRate: 0,
-    offlineRate: 0,
-    trustedKeys: await readPublicKeys(keyFile),
-    settle: 1,
-    logger: pino({ level: 'silent' }),
-    ...options,
-  });
-  cleanups.add(() => fleet.stop());
-  await fleet.start();
-  return fleet;
-}
-
-/**
- * A controller on a scratch database, `n` devices registered and grouped through the CLI (group
- * `edge` runs service `web` at V1), and the simulated fleet running V1 on every device.
- */
-async function fleetOnV1(name: string, n: number, sim: { badImage?: string } = {}) {
-  const site = await controllerSite(cleanups);
-  const e = await startE2eController(site);
-  cleanups.add(() => e.controller.close());
-  const prefix = uniquePrefix(name);
-  const ids = simIds(prefix, n);
-  cleanups.add(() => clearRetained(ids));
-  await provisionFleet(e, { ids, label: prefix, image: V1 }, site.dataDir);
-  const fleet = await startSim(e.publicKeyFile, prefix, n, sim);
-  await waitUntilAllRun(e.controller.db.prisma, ids, V1, 60_000 + n * 100);
-  return { e, ids, fleet, prisma: e.controller.db.prisma };
-}
-
-async function startRollout(e: E2eController, image: string, ...flags: string[]) {
-  const started = await mustRun(
-    e.cli('rollout', 'start', 'web', image, '--group', 'edge', ...flags, '--json'),
-    'rollout start',
-  );
-  return JSON.parse(started.stdout) as RolloutStatus;
-}
-
-/** A rollout's devices (one page of up to 500: enough for these fleets). */
-async function devicesOf(
-  e: { controller: { rollouts: RolloutEngine } },
-  id: string,
-  query: { batch?: number; state?: RolloutDeviceStatus['state'] },
-): Promise<RolloutDeviceStatus[]> {
-  return (await e.controller.rollouts.devices(id, { ...query, limit: 500 }))!;
-}
-
-/** Per-state device counts add up to the total, overall and batch by batch. */
-function expectCountsAddUp(status: RolloutStatus) {
-  const { offline: _offline, total, ...states } = status.counts;
-  expect(Object.values(states).reduce((a, b) => a + b, 0)).toBe(total);
-  expect(status.batches.reduce((sum, b) => sum + b.total, 0)).toBe(total);
-  for (const batch of status.batches) {
-    const { offline: _o, ...byState } = batch.counts;
-    expect(Object.values(byState).reduce((a, b) => a + b, 0)).toBe(batch.total);
-  }
-}
+/** The fleet of a scenario, on V1, with this file's cleanups. */
+const fleetOnV1 = (name: string, n: number, sim: SimOptions = {}) =>
+  fleetOn(cleanups, { name, n, image: V1, sim });
 
 describe('rollouts end to end: Postgres, Mosquitto, a controller and podfleet-agent sim', () => {
   it('rolls a new image out to 500 devices, canary then batches of 25%, and makes it the group’s assignment', async () => {
@@ -229,7 +164,8 @@ describe('rollouts end to end: Postgres, Mosquitto, a controller and podfleet-ag
     const paused = JSON.parse(
       (await mustRun(e.cli('rollout', 'pause', id, '--json'), 'rollout pause')).stdout,
     ) as RolloutStatus;
-    expect(paused).toMatchObject({ state: 'paused', currentBatch: 0 });
+    // Batch 0 succeeded; batch 1 is current, held by pauseBetweenBatches.
+    expect(paused).toMatchObject({ state: 'paused', currentBatch: 1 });
     expect(paused.counts.succeeded).toBe(20);
 
     // Watched for longer than pauseBetweenBatches: running, batch 1 would have started by then.
@@ -238,7 +174,7 @@ describe('rollouts end to end: Postgres, Mosquitto, a controller and podfleet-ag
     const watchUntil = Date.now() + (pauseBetween + 1.5) * 1000;
     while (Date.now() < watchUntil) {
       status = (await e.controller.rollouts.status(id))!;
-      expect([status.state, status.currentBatch]).toEqual(['paused', 0]);
+      expect([status.state, status.currentBatch]).toEqual(['paused', 1]);
       for (const batch of status.batches.slice(1)) {
         expect([batch.state, batch.counts.pending]).toEqual(['pending', batch.total]);
       }
@@ -323,9 +259,11 @@ describe('rollouts end to end: Postgres, Mosquitto, a controller and podfleet-ag
         ]);
         expect(status.counts.offline).toBe(4);
         const batch0 = await devicesOf(e, id, { batch: 0 });
+        // Not switched while away: it gets the new image when it returns.
         expect(batch0.find((d) => d.id === offline[0])).toMatchObject({
-          state: 'updating',
+          state: 'pending',
           online: false,
+          hold: 'offline: waiting for it to return',
         });
         await sleep(250);
       }
@@ -367,7 +305,7 @@ describe('rollouts end to end: Postgres, Mosquitto, a controller and podfleet-ag
       );
       const skipped = JSON.parse(listed.stdout) as RolloutDeviceStatus[];
       expect(skipped.map((d) => [d.id, d.reason])).toEqual(
-        offline.map((d) => [d, 'offline when its batch started']),
+        offline.map((d) => [d, 'offline when its turn came']),
       );
       const online = ids.filter((d) => !offline.includes(d));
       await waitUntilAllRun(prisma, online, V2, 10_000);
@@ -395,6 +333,7 @@ describe('rollouts end to end: Postgres, Mosquitto, a controller and podfleet-ag
     cleanups.add(() => clearRetained(ids));
     await provisionFleet(first, { ids, label: prefix, image: V1 }, site.dataDir);
     const fleet = await startSim(
+      cleanups,
       join(site.dataDir, 'controller-public-key.pem'),
       prefix,
       ids.length,
@@ -413,7 +352,7 @@ describe('rollouts end to end: Postgres, Mosquitto, a controller and podfleet-ag
       60_000,
       async () => {
         const row = await prisma.rollout.findUniqueOrThrow({ where: { id } });
-        if (row.currentBatch !== 2 || !row.batchStartedAt || row.batchFinishedAt) return undefined;
+        if (row.currentBatch !== 2 || !row.batchStartedAt) return undefined;
         const updating = await prisma.rolloutDevice.count({
           where: { rolloutId: id, batch: 2, state: 'updating' },
         });

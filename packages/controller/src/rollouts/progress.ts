@@ -1,7 +1,39 @@
-import { resolveCount, type RolloutState, type RolloutSpec } from '@podfleet/shared';
+import {
+  resolveCount,
+  type FailureReason,
+  type RolloutSpec,
+  type RolloutState,
+} from '@podfleet/shared';
+import { abortVerdict } from './policy/abort.js';
+import { admit, describeHold, summarizeHolds, type AdmissionInput } from './policy/admit.js';
+import type { PolicyDevice } from './policy/device.js';
+import { batchKinds, effectiveSettings, type EffectiveSettings } from './policy/settings.js';
+import {
+  judgeBatch,
+  judgeDevice,
+  type BakeRecord,
+  type BatchCounts,
+  type ServiceObservation,
+} from './policy/success.js';
 
 export type DeviceRolloutState =
-  'pending' | 'updating' | 'succeeded' | 'failed' | 'skipped' | 'reverting' | 'reverted';
+  | 'pending'
+  | 'updating'
+  | 'succeeded'
+  | 'failed'
+  | 'skipped'
+  | 'reverting'
+  | 'reverted'
+  /** Offline when its turn came under `offlineDevices: defer`: updated when it returns. */
+  | 'deferred';
+
+/** A device's failure as structured, beside its one-line `reason`. */
+export interface DeviceFailureRecord {
+  reason: FailureReason;
+  unit?: string;
+  /** The unit's last journald lines, when the agent sent them. */
+  journal: readonly string[];
+}
 
 /** One device's part in a rollout, as stored. Times are epoch milliseconds. */
 export interface RolloutDevice {
@@ -17,31 +49,36 @@ export interface RolloutDevice {
   targetGeneration?: number;
   /** The desired generation that carries `from` again. */
   revertGeneration?: number;
+  /** Its bake so far: when it was first seen ready, and what it said then. */
+  bake?: BakeRecord;
+  failure?: DeviceFailureRecord;
+  /** Why the policy holds it back now, as `rollout watch` shows it. */
+  hold?: string;
 }
 
-/** What the device reports about the rollout's service. */
-export interface DeviceObservation {
-  online: boolean;
-  /** When it last came online: healthTimeout counts from then after an absence. */
-  onlineSince?: number;
-  appliedGeneration: number;
-  /** The service's image and readiness in its last state report. */
-  image?: string;
-  ready?: boolean;
-  /** Rollbacks and failed applies of the service the device reported, with their generation. */
-  failures: { generation: number; reason: string }[];
+/** What the device reports about the rollout's service, and its labels (windows, budgets). */
+export interface DeviceObservation extends ServiceObservation {
+  labels?: Readonly<Record<string, string>>;
 }
 
 export interface RolloutProgress {
   state: RolloutState;
   strategy: RolloutSpec['strategy'];
   batchCount: number;
+  /** The batch being worked on; the ones before it succeeded. */
   currentBatch: number;
+  /** When the current batch's first device started. */
   batchStartedAt?: number;
-  batchFinishedAt?: number;
+  /** When the batch before the current one succeeded: bakeBetweenBatches counts from it. */
+  previousBatchDoneAt?: number;
   /** Failures the operator accepted by resuming; thresholds count the ones after. */
   acceptedFailures: number;
+  /** An approval after the previous batch holds the current one. */
   awaitingApproval: boolean;
+  /** Batches after which an operator approved. */
+  approvedBatches: number[];
+  /** Why devices are held back, one line per reason with how many (the last tick's). */
+  waiting: string[];
   reason?: string;
 }
 
@@ -57,17 +94,24 @@ export interface TickResult {
   happenings: string[];
 }
 
-const TERMINAL: ReadonlySet<DeviceRolloutState> = new Set([
-  'succeeded',
+/** States whose manifest changes when a device enters them. */
+const SWITCHING: ReadonlySet<DeviceRolloutState> = new Set([
+  'updating',
+  'reverting',
   'failed',
   'skipped',
-  'reverted',
 ]);
 
 /**
  * One step of a rollout, decided from what is stored and what devices report, and nothing else:
  * level-triggered, so a controller that restarts (or another one taking over) carries on from the
  * same state. Pure; the engine stores the result and reissues manifests.
+ *
+ * Each pass judges the devices that were switched (success needs the new generation, ready, and
+ * still so without a restart after the policy's bake), then the abort criteria, then the current
+ * batch as a whole (successThreshold, else maxFailures), and last admits the devices that may
+ * start now: each batch is a quota that windows, budgets, the rate, approvals and offline devices
+ * let through device by device (decision 006).
  */
 export function tick(
   progress: RolloutProgress,
@@ -81,35 +125,20 @@ export function tick(
     manifestsChange: false,
     happenings: [],
   };
-  const current = new Map(devices.map((device) => [device.id, { ...device }]));
-  const change = (device: RolloutDevice, fields: DeviceChange, happening?: string) => {
-    Object.assign(device, fields);
-    result.changes.set(device.id, { ...result.changes.get(device.id), ...fields });
-    if (
-      'state' in fields &&
-      (fields.state === 'updating' ||
-        fields.state === 'reverting' ||
-        fields.state === 'failed' ||
-        fields.state === 'skipped')
-    ) {
-      result.manifestsChange = true;
-    }
-    if (happening) result.happenings.push(happening);
-  };
-  const all = [...current.values()];
-  const strategy = progress.strategy;
-  const healthTimeoutMs = strategy.healthTimeout * 1000;
+  const change = changer(result);
+  const all = devices.map((device) => ({ ...device }));
+  const p = result.progress;
+  const settings = effectiveSettings(p.strategy, batchKinds(p.batchCount, p.strategy.canary));
 
-  // Devices that were pointed at the new image: succeeded, failed, or still waiting.
   for (const device of all) {
     const seen = observations.get(device.id);
-    if (device.state === 'updating')
-      observeUpdate(device, seen, strategy, healthTimeoutMs, now, change);
+    if (device.state === 'updating') judgeUpdate(device, seen, settings, now, change);
     else if (device.state === 'reverting')
-      observeRevert(device, seen, healthTimeoutMs, now, change);
+      observeRevert(device, seen, p.strategy.healthTimeout * 1000, now, change);
+    else if (device.state === 'succeeded' && inBakeBetweenBatches(p, device, settings, now))
+      judgeUpdate(device, seen, settings, now, change);
   }
 
-  const p = result.progress;
   if (p.state === 'pending') {
     p.state = 'running';
     result.happenings.push('rollout started');
@@ -122,107 +151,119 @@ export function tick(
     return result;
   }
   if (p.state !== 'running' && p.state !== 'paused') return result;
-
-  const failed = all.filter((d) => d.state === 'failed').length;
-  const batchDevices = all.filter((d) => d.batch === p.currentBatch);
-  const batchFailed = batchDevices.filter((d) => d.state === 'failed').length;
-  const total = all.length;
-  const overallLimit = resolveCount(strategy.maxFailures, total);
-  const batchLimit = resolveCount(strategy.maxFailures, batchDevices.length);
-  // Failures the operator accepted (by resuming) no longer count against either limit.
-  const counted = failed - p.acceptedFailures;
-  const batchCounted = Math.max(0, batchFailed - p.acceptedFailures);
-  if (p.state === 'running' && (counted > overallLimit || batchCounted > batchLimit)) {
-    const why = `batch ${p.currentBatch}: ${batchFailed} of ${batchDevices.length} devices failed, ${failed} of ${total} overall (maxFailures ${strategy.maxFailures})`;
-    if (strategy.autoRollback) startRollback(p, all, why, now, change, result);
-    else {
-      p.state = 'paused';
-      p.reason = `paused: ${why}`;
-      result.happenings.push(p.reason);
-    }
-    return result;
-  }
+  if (p.state === 'running' && checkAbort(p, all, settings, now, change, result)) return result;
   if (p.state !== 'running') return result;
 
-  if (p.batchStartedAt === undefined) {
-    startBatch(p, batchDevices, observations, strategy, now, change);
-    result.happenings.push(`batch ${p.currentBatch} started: ${batchDevices.length} devices`);
+  const batchDevices = all.filter((d) => d.batch === p.currentBatch);
+  const counts = batchCounts(batchDevices, observations);
+  // Failures the operator accepted by resuming count as left out, not against the batch.
+  const accepted = Math.min(counts.failed, p.acceptedFailures);
+  counts.failed -= accepted;
+  counts.skipped += accepted;
+  const batch = judgeBatch(counts, settings.threshold);
+  if (batch.outcome === 'failed') {
+    const threshold = settings.threshold;
+    const why =
+      'successThreshold' in threshold
+        ? `batch ${p.currentBatch}: ${batch.counts.failed} of ${batch.counted} devices failed, ${batch.needed} had to succeed (successThreshold ${threshold.successThreshold})`
+        : failureSummary(p, all);
+    failRollout(p, all, why, now, change, result);
     return result;
   }
-  if (!batchDevices.every((d) => TERMINAL.has(d.state))) return result;
-  if (p.batchFinishedAt === undefined) {
-    p.batchFinishedAt = now;
-    const ok = batchDevices.filter((d) => d.state === 'succeeded').length;
+  if (batch.outcome === 'succeeded') {
     result.happenings.push(
-      `batch ${p.currentBatch} done: ${ok} of ${batchDevices.length} succeeded`,
+      `batch ${p.currentBatch} done: ${batch.counts.succeeded} of ${batch.counted} succeeded`,
     );
-    if (
-      p.currentBatch === 0 &&
-      strategy.canary > 0 &&
-      strategy.approveAfterCanary &&
-      p.currentBatch + 1 < p.batchCount
-    ) {
-      p.state = 'paused';
-      p.awaitingApproval = true;
-      p.reason = 'awaiting approval after the canary';
-      result.happenings.push(p.reason);
+    if (p.currentBatch + 1 >= p.batchCount) {
+      finish(p, all, now, change, result);
       return result;
     }
+    p.currentBatch++;
+    p.batchStartedAt = undefined;
+    p.previousBatchDoneAt = now;
   }
-  if (p.currentBatch + 1 >= p.batchCount) {
-    p.state = 'succeeded';
-    p.reason = undefined;
-    result.happenings.push('rollout succeeded');
-    return result;
-  }
-  if (now < p.batchFinishedAt + strategy.pauseBetweenBatches * 1000) return result;
-  p.currentBatch++;
-  p.batchStartedAt = undefined;
-  p.batchFinishedAt = undefined;
-  const next = all.filter((d) => d.batch === p.currentBatch);
-  startBatch(p, next, observations, strategy, now, change);
-  result.happenings.push(`batch ${p.currentBatch} started: ${next.length} devices`);
+  admitDevices(p, all, observations, settings, now, change, result);
   return result;
 }
 
 type Change = (device: RolloutDevice, fields: DeviceChange, happening?: string) => void;
 
-function observeUpdate(
+function changer(result: TickResult): Change {
+  return (device, fields, happening) => {
+    Object.assign(device, fields);
+    result.changes.set(device.id, { ...result.changes.get(device.id), ...fields });
+    if (fields.state !== undefined && SWITCHING.has(fields.state)) result.manifestsChange = true;
+    if (happening) result.happenings.push(happening);
+  };
+}
+
+/** Whether a succeeded device of the batch before is being watched through bakeBetweenBatches. */
+function inBakeBetweenBatches(
+  p: RolloutProgress,
+  device: RolloutDevice,
+  settings: EffectiveSettings,
+  now: number,
+): boolean {
+  return (
+    device.batch === p.currentBatch - 1 &&
+    p.previousBatchDoneAt !== undefined &&
+    now < p.previousBatchDoneAt + settings.bakeBetweenBatches * 1000
+  );
+}
+
+/**
+ * An updating device (or a succeeded one still watched) judged: succeeded once ready and baked;
+ * failed with the agent's structured reason, or the controller's (start-timeout, unhealthy,
+ * crashed-after-start); offline is never a failure (under `skip` it leaves the rollout).
+ */
+function judgeUpdate(
   device: RolloutDevice,
   seen: DeviceObservation | undefined,
-  strategy: RolloutSpec['strategy'],
-  healthTimeoutMs: number,
+  settings: EffectiveSettings,
   now: number,
   change: Change,
 ): void {
-  if (device.targetGeneration === undefined || !seen) return; // manifest not issued yet
-  const failure = seen.failures.find((f) => f.generation >= device.targetGeneration!);
-  if (failure) {
-    change(
-      device,
-      { state: 'failed', reason: failure.reason },
-      `${device.id} failed: ${failure.reason}`,
-    );
-    return;
-  }
-  if (seen.appliedGeneration >= device.targetGeneration && seen.image === device.to && seen.ready) {
-    change(device, { state: 'succeeded', reason: undefined }, `${device.id} runs ${device.to}`);
-    return;
-  }
-  if (!seen.online) {
-    if (strategy.offlineDevices === 'skip')
+  const { verdict, bake } = judgeDevice(
+    { ...device, bake: device.bake ?? {} },
+    seen,
+    settings.timing,
+    now,
+  );
+  const fields: DeviceChange = bake ? { bake } : {};
+  switch (verdict.status) {
+    case 'succeeded':
+      if (device.state !== 'succeeded')
+        change(
+          device,
+          { ...fields, state: 'succeeded', reason: undefined },
+          `${device.id} runs ${device.to}`,
+        );
+      return;
+    case 'failed': {
+      const failure: DeviceFailureRecord = {
+        reason: verdict.reason,
+        journal: verdict.journal ?? [],
+      };
+      if (verdict.unit !== undefined) failure.unit = verdict.unit;
       change(
         device,
-        { state: 'skipped', reason: 'went offline during its update' },
-        `${device.id} skipped: offline`,
+        { ...fields, state: 'failed', reason: verdict.detail, failure },
+        `${device.id} failed (${verdict.reason}): ${verdict.detail}`,
       );
-    return;
+      return;
+    }
+    case 'offline':
+      if (device.state === 'updating' && settings.offlineDevices === 'skip') {
+        change(
+          device,
+          { ...fields, state: 'skipped', reason: 'went offline during its update' },
+          `${device.id} skipped: offline`,
+        );
+        return;
+      }
+      break;
   }
-  const since = Math.max(device.switchedAt ?? now, seen.onlineSince ?? 0);
-  if (now - since > healthTimeoutMs) {
-    const reason = `not running ${device.to} and ready within healthTimeout (${strategy.healthTimeout}s)`;
-    change(device, { state: 'failed', reason }, `${device.id} failed: ${reason}`);
-  }
+  if (bake) change(device, fields);
 }
 
 function observeRevert(
@@ -247,30 +288,259 @@ function observeRevert(
   }
 }
 
-function startBatch(
-  progress: RolloutProgress,
-  devices: RolloutDevice[],
-  observations: ReadonlyMap<string, DeviceObservation>,
-  strategy: RolloutSpec['strategy'],
+/**
+ * The policy's abort criteria when it has them, else the strategy's maxFailures over the whole
+ * rollout (unless a successThreshold judges the batches instead). True when the rollout stopped.
+ */
+function checkAbort(
+  p: RolloutProgress,
+  all: RolloutDevice[],
+  settings: EffectiveSettings,
   now: number,
   change: Change,
-): void {
-  progress.batchStartedAt = now;
-  for (const device of devices) {
-    if (device.state !== 'pending') continue;
-    const online = observations.get(device.id)?.online ?? false;
-    // A device that is offline still gets its manifest (retained); `wait` counts it pending until
-    // healthTimeout after it returns, `skip` leaves it out.
-    if (!online && strategy.offlineDevices === 'skip') {
-      change(
-        device,
-        { state: 'skipped', reason: 'offline when its batch started' },
-        `${device.id} skipped: offline`,
-      );
+  result: TickResult,
+): boolean {
+  if (settings.abort) {
+    const verdict = abortVerdict(settings.abort, all, p.acceptedFailures);
+    if (!verdict.abort) return false;
+    const revert = new Set(verdict.revert);
+    for (const device of all) {
+      if (verdict.cancel.includes(device.id))
+        change(device, { state: 'skipped', reason: 'rollout aborted', hold: undefined });
+    }
+    if (revert.size > 0) {
+      startRollback(p, all, `aborted: ${verdict.reason}`, now, change, result, revert);
     } else {
-      change(device, { state: 'updating', switchedAt: now });
+      p.state = 'aborted';
+      p.reason = `aborted: ${verdict.reason}${verdict.onAbort === 'halt' ? ' (onAbort: halt)' : ''}`;
+      result.happenings.push(p.reason);
+    }
+    p.waiting = [];
+    return true;
+  }
+  if ('successThreshold' in settings.threshold) return false;
+  const failed = all.filter((d) => d.state === 'failed').length;
+  const limit = resolveCount(p.strategy.maxFailures, all.length);
+  if (failed - p.acceptedFailures <= limit) return false;
+  failRollout(p, all, failureSummary(p, all), now, change, result);
+  return true;
+}
+
+/** `batch 0: 1 of 2 devices failed, 1 of 6 overall (maxFailures 0)`. */
+function failureSummary(p: RolloutProgress, all: readonly RolloutDevice[]): string {
+  const batch = all.filter((d) => d.batch === p.currentBatch);
+  const failed = (devices: readonly RolloutDevice[]) =>
+    devices.filter((d) => d.state === 'failed').length;
+  return `batch ${p.currentBatch}: ${failed(batch)} of ${batch.length} devices failed, ${failed(all)} of ${all.length} overall (maxFailures ${p.strategy.maxFailures})`;
+}
+
+/** A failed batch or too many failures: roll back (autoRollback) or pause for the operator. */
+function failRollout(
+  p: RolloutProgress,
+  all: RolloutDevice[],
+  why: string,
+  now: number,
+  change: Change,
+  result: TickResult,
+): void {
+  p.waiting = [];
+  if (p.strategy.autoRollback) {
+    startRollback(p, all, why, now, change, result);
+    return;
+  }
+  p.state = 'paused';
+  p.reason = `paused: ${why}`;
+  result.happenings.push(p.reason);
+}
+
+/** The current batch's devices by where they stand, for judgeBatch. */
+function batchCounts(
+  devices: readonly RolloutDevice[],
+  observations: ReadonlyMap<string, DeviceObservation>,
+): BatchCounts {
+  const counts: BatchCounts = {
+    succeeded: 0,
+    failed: 0,
+    inFlight: 0,
+    held: 0,
+    offline: 0,
+    skipped: 0,
+    deferred: 0,
+  };
+  for (const device of devices) {
+    const online = observations.get(device.id)?.online ?? false;
+    switch (device.state) {
+      case 'succeeded':
+        counts.succeeded++;
+        break;
+      case 'failed':
+        counts.failed++;
+        break;
+      case 'skipped':
+      case 'reverting':
+      case 'reverted':
+        counts.skipped++;
+        break;
+      case 'deferred':
+        counts.deferred++;
+        break;
+      // An updating device that went away is offline, not in flight: the batch can finish
+      // without it when the threshold allows, and it carries on when it returns.
+      case 'updating':
+        if (online) counts.inFlight++;
+        else counts.offline++;
+        break;
+      case 'pending':
+        if (online) counts.held++;
+        else counts.offline++;
+        break;
     }
   }
+  return counts;
+}
+
+/**
+ * The last batch succeeded. Devices still away (deferred, or waited for and not needed) get the
+ * new image when they return: their manifests are pointed at it now and wait for them, retained.
+ */
+function finish(
+  p: RolloutProgress,
+  all: RolloutDevice[],
+  now: number,
+  change: Change,
+  result: TickResult,
+): void {
+  for (const device of all) {
+    if (device.state === 'deferred' || device.state === 'pending') {
+      change(device, {
+        state: 'updating',
+        switchedAt: now,
+        hold: undefined,
+        reason: 'offline when the rollout finished: gets the new image when it returns',
+      });
+    }
+  }
+  p.state = 'succeeded';
+  p.reason = undefined;
+  p.waiting = [];
+  p.awaitingApproval = false;
+  result.happenings.push('rollout succeeded');
+}
+
+/** Starts, skips or defers what the policy lets through now; the rest keep (or get) a hold. */
+function admitDevices(
+  p: RolloutProgress,
+  all: RolloutDevice[],
+  observations: ReadonlyMap<string, DeviceObservation>,
+  settings: EffectiveSettings,
+  now: number,
+  change: Change,
+  result: TickResult,
+): void {
+  const policyDevices: PolicyDevice[] = all.map((device) => {
+    const seen = observations.get(device.id);
+    const view: PolicyDevice = {
+      id: device.id,
+      batch: device.batch,
+      state: device.state,
+      online: seen?.online ?? false,
+      labels: seen?.labels ?? {},
+    };
+    if (device.switchedAt !== undefined) view.switchedAt = device.switchedAt;
+    return view;
+  });
+  const input: AdmissionInput = {
+    now,
+    devices: policyDevices,
+    currentBatch: p.currentBatch,
+    bakeBetweenBatches: settings.bakeBetweenBatches,
+    approvalPoints: settings.approvalPoints,
+    approved: new Set(p.approvedBatches),
+    windows: settings.windows,
+    rate: settings.rate,
+    offlineDevices: settings.offlineDevices,
+  };
+  if (p.previousBatchDoneAt !== undefined) input.previousBatchDoneAt = p.previousBatchDoneAt;
+  if (settings.budget) input.budget = settings.budget;
+  const admission = admit(input);
+
+  const byId = new Map(all.map((device) => [device.id, device]));
+  let startedInBatch = 0;
+  let carried = 0;
+  for (const id of admission.start) {
+    const device = byId.get(id)!;
+    if (device.batch === p.currentBatch) startedInBatch++;
+    else carried++;
+    change(device, {
+      state: 'updating',
+      switchedAt: now,
+      bake: {},
+      hold: undefined,
+      reason: undefined,
+    });
+  }
+  for (const id of admission.skip)
+    change(
+      byId.get(id)!,
+      { state: 'skipped', reason: 'offline when its turn came', hold: undefined },
+      `${id} skipped: offline`,
+    );
+  for (const id of admission.defer)
+    change(
+      byId.get(id)!,
+      {
+        state: 'deferred',
+        reason: 'offline when its turn came: updated when it returns',
+        hold: undefined,
+      },
+      `${id} deferred: offline`,
+    );
+  for (const device of all) {
+    const hold = admission.held.get(device.id);
+    const line = hold ? describeHold(hold) : undefined;
+    if (
+      line !== device.hold &&
+      (line !== undefined || device.state === 'pending' || device.state === 'deferred')
+    )
+      change(device, { hold: line });
+  }
+
+  if (startedInBatch > 0) {
+    const size = all.filter((d) => d.batch === p.currentBatch).length;
+    const first = p.batchStartedAt === undefined;
+    if (first) p.batchStartedAt = now;
+    const some = startedInBatch === size ? `${size}` : `${startedInBatch} of ${size}`;
+    result.happenings.push(
+      first
+        ? `batch ${p.currentBatch} started: ${some} devices`
+        : `batch ${p.currentBatch}: ${startedInBatch} more devices started`,
+    );
+  }
+  if (carried > 0)
+    result.happenings.push(
+      `${carried} device${carried === 1 ? '' : 's'} of earlier batches started on their return`,
+    );
+
+  const gate = [...admission.held.values()].find((hold) => hold.kind === 'approval');
+  const waitingFor = gate?.kind === 'approval' ? gate.afterBatch : undefined;
+  if (waitingFor !== undefined && !p.awaitingApproval) {
+    p.reason = `awaiting approval after batch ${waitingFor}${waitingFor === 0 && p.strategy.canary > 0 ? ' (the canary)' : ''}`;
+    result.happenings.push(p.reason);
+  } else if (waitingFor === undefined && p.awaitingApproval) {
+    p.reason = undefined;
+  }
+  p.awaitingApproval = waitingFor !== undefined;
+  // The stream says when a new reason to wait appears, not every time its count changes.
+  const waiting = summarizeHolds(admission.held);
+  const before = new Set(p.waiting.map(withoutCount));
+  for (const line of waiting)
+    if (!before.has(withoutCount(line))) result.happenings.push(`waiting: ${line}`);
+  p.waiting = waiting;
+}
+
+/** `3 devices: window … closed until …` without its count. */
+function withoutCount(line: string): string {
+  return line.slice(line.indexOf(': ') + 2);
 }
 
 /** Points every device that got the new image back at its previous one. */
@@ -281,11 +551,15 @@ export function startRollback(
   now: number,
   change: Change,
   result: { happenings: string[] },
+  only?: ReadonlySet<string>,
 ): void {
   progress.state = 'rolling_back';
   progress.reason = `rolling back: ${why}`;
+  progress.waiting = [];
+  progress.awaitingApproval = false;
   result.happenings.push(progress.reason);
   for (const device of devices) {
+    if (only && !only.has(device.id)) continue;
     if (device.state === 'updating' || device.state === 'succeeded') {
       change(device, {
         state: 'reverting',
@@ -301,12 +575,13 @@ export function carriesNewImage(state: DeviceRolloutState): boolean {
   return state === 'updating' || state === 'succeeded';
 }
 
-export type OperatorAction = 'pause' | 'resume' | 'abort';
+export type OperatorAction = 'pause' | 'resume' | 'abort' | 'approve';
 
 /**
- * An operator's pause, resume (which also approves after the canary, and accepts the failures so
- * far) or abort (which rolls back when autoRollback is on). Throws a one-line reason when the
- * rollout is not in a state that allows it.
+ * An operator's pause, resume (which accepts the failures so far, and approves a batch an
+ * approval holds), approve (lets the batch after an approval point start) or abort (which rolls
+ * back when autoRollback is on). Throws a one-line reason when the rollout is not in a state
+ * that allows it.
  */
 export function operate(
   progress: RolloutProgress,
@@ -326,29 +601,36 @@ export function operate(
     pause: ['running', 'pending'],
     resume: ['paused'],
     abort: ['running', 'paused', 'pending'],
+    approve: ['running', 'paused'],
   };
   if (!allowed[action].includes(p.state))
     throw new Error(`cannot ${action} a rollout that is ${p.state}`);
+  if (action === 'approve' && !p.awaitingApproval)
+    throw new Error(`rollout is not waiting for an approval (batch ${p.currentBatch} is current)`);
+  const approve = () => {
+    const batch = p.currentBatch - 1;
+    p.approvedBatches = [...p.approvedBatches, batch];
+    p.awaitingApproval = false;
+    p.waiting = [];
+    return `batch ${batch} approved by ${actor}`;
+  };
   if (action === 'pause') {
     p.state = 'paused';
     p.reason = `paused by ${actor}`;
+  } else if (action === 'approve') {
+    p.reason = approve();
   } else if (action === 'resume') {
     p.state = 'running';
     p.acceptedFailures = devices.filter((d) => d.state === 'failed').length;
-    p.reason = p.awaitingApproval ? `approved by ${actor}` : undefined;
-    p.awaitingApproval = false;
+    p.reason = p.awaitingApproval ? approve() : undefined;
   } else if (p.strategy.autoRollback && devices.some((d) => carriesNewImage(d.state))) {
     const all = devices.map((d) => ({ ...d }));
-    const change: Change = (device, fields) => {
-      Object.assign(device, fields);
-      result.changes.set(device.id, { ...result.changes.get(device.id), ...fields });
-      result.manifestsChange = true;
-    };
-    startRollback(p, all, `aborted by ${actor}`, now, change, result);
+    startRollback(p, all, `aborted by ${actor}`, now, changer(result), result);
     return result;
   } else {
     p.state = 'aborted';
     p.reason = `aborted by ${actor}`;
+    p.waiting = [];
   }
   result.happenings.push(p.reason ?? `${action} by ${actor}`);
   return result;

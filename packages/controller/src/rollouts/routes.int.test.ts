@@ -109,17 +109,31 @@ describe('rollout routes', () => {
     expect(unknown.json().message).toBe('group nowhere not found');
   });
 
-  it('refuses a policy the engine does not enforce yet, rather than ignoring it', async () => {
+  it('answers 400 naming the policy field the plan cannot honour, and plans a policy it can', async () => {
+    const policy = {
+      windows: [{ selector: 'site in (', schedule: 'Mon-Fri 01:00-05:00', timeZone: 'UTC' }],
+      approval: { after: ['canary'] },
+    };
     const refused = await app.inject({
       method: 'POST',
       url: '/v1/rollouts',
       headers: op,
-      payload: { spec: { ...spec, strategy: { policy: { bake: '30s' } } } },
+      payload: { spec: { ...spec, strategy: { policy } } },
     });
     expect(refused.statusCode).toBe(400);
     expect(refused.json().issues).toEqual([
-      'strategy.policy: not enforced by this controller yet (decision 006); leave it out',
+      'strategy.policy.approval.after[0]: the rollout has no canary batch',
+      expect.stringMatching(/^strategy\.policy\.windows\[0\]\.selector: /),
     ]);
+    const planned = await app.inject({
+      method: 'POST',
+      url: '/v1/rollouts/plan',
+      headers: op,
+      payload: {
+        spec: { ...spec, strategy: { canary: 1, policy: { approval: { after: ['canary'] } } } },
+      },
+    });
+    expect(planned.statusCode, planned.body).toBe(200);
   });
 
   it('starts, reports per batch, pauses, refuses a second resume, and streams its status', async () => {
@@ -213,7 +227,7 @@ describe('rollout routes', () => {
     const status = (await app.inject({ url: `/v1/rollouts/${rollout.id}`, headers: op })).json();
     expect(status.counts).toEqual({
       ...{ pending: 0, updating: 1, succeeded: 1, failed: 1, skipped: 0, reverting: 0 },
-      ...{ reverted: 0, offline: 1, total: 3 },
+      ...{ reverted: 0, deferred: 0, offline: 1, total: 3 },
     });
     expect(
       status.batches.map((b: Record<string, unknown>) => [b.index, b.kind, b.state, b.total]),

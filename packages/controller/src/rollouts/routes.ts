@@ -60,8 +60,9 @@ export function rolloutRoutes(engine: RolloutEngine): RoutePlugin {
         },
       },
       async (request) => {
-        const { spec, targetImage, plan } = await engine.plan(request.body.spec);
-        return { service: spec.service, targetImage, ...plan };
+        const { spec, targetImage, plan, forecast } = await engine.plan(request.body.spec);
+        const batches = plan.batches.map((batch, i) => ({ ...batch, forecast: forecast[i]! }));
+        return { service: spec.service, targetImage, ...plan, batches };
       },
     );
 
@@ -185,7 +186,7 @@ export function rolloutRoutes(engine: RolloutEngine): RoutePlugin {
         config: { role: 'operator' },
         schema: {
           tags: ['rollouts'],
-          summary: 'Pause, resume (approve) or abort a rollout',
+          summary: 'Pause, resume, approve (the batch an approval holds) or abort a rollout',
           params: RolloutAction,
           response: { 200: RolloutStatusView },
         },

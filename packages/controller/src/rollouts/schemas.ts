@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ROLLOUT_STATES, RolloutSpec } from '@podfleet/shared';
+import { DeviceFailure, ROLLOUT_STATES, RolloutSpec } from '@podfleet/shared';
 import { PageQuery } from '../http/pages.js';
 
 const DeviceState = z.enum([
@@ -10,6 +10,7 @@ const DeviceState = z.enum([
   'skipped',
   'reverting',
   'reverted',
+  'deferred',
 ]);
 const Counts = z.object({
   pending: z.number(),
@@ -19,6 +20,7 @@ const Counts = z.object({
   skipped: z.number(),
   reverting: z.number(),
   reverted: z.number(),
+  deferred: z.number(),
   offline: z.number(),
 });
 
@@ -30,6 +32,9 @@ export const RolloutDeviceView = z.object({
   to: z.string(),
   reason: z.string().optional(),
   online: z.boolean(),
+  /** Why the policy holds it back now (window, budget, rate, approval, bake, offline). */
+  hold: z.string().optional(),
+  failure: DeviceFailure.optional(),
 });
 
 export const RolloutDeviceQuery = z.object({
@@ -48,6 +53,10 @@ export const RolloutStatusView = z.object({
   spec: z.looseObject({ service: z.string() }),
   currentBatch: z.number(),
   awaitingApproval: z.boolean(),
+  /** Why devices are held back, one line per reason with how many: window, budget, rate, … */
+  waiting: z.array(z.string()),
+  /** Batches after which an operator approved. */
+  approvedBatches: z.array(z.number()),
   createdBy: z.string(),
   createdAt: z.string(),
   finishedAt: z.string().optional(),
@@ -77,6 +86,8 @@ export const PlanView = z.object({
       devices: z.array(
         z.object({ id: z.string(), from: z.string(), to: z.string(), overGroupPin: z.boolean() }),
       ),
+      /** What holds the batch on its own: approval, bake, when its windows open. */
+      forecast: z.array(z.string()),
     }),
   ),
   excluded: z.array(z.object({ id: z.string(), reason: z.string() })),
@@ -86,7 +97,7 @@ export const RolloutBody = z.object({ spec: RolloutSpec });
 export const RolloutParams = z.object({ id: z.uuid({ message: 'not a rollout id' }) });
 export const RolloutAction = z.object({
   id: z.uuid({ message: 'not a rollout id' }),
-  action: z.enum(['pause', 'resume', 'abort']),
+  action: z.enum(['pause', 'resume', 'abort', 'approve']),
 });
 export const RolloutQuery = z.object({
   service: z.string().optional(),

@@ -1,4 +1,4 @@
-import { RolloutSpec } from '@podfleet/shared';
+import { RolloutSpec, type FailureReason } from '@podfleet/shared';
 import type { PrismaClient } from '../db/client.js';
 import type { DeviceRolloutState } from './progress.js';
 import {
@@ -26,12 +26,17 @@ interface DeviceRow {
   to: string;
   reason: string | null;
   online: boolean;
+  hold: string | null;
+  failureReason: FailureReason | null;
+  failureUnit: string | null;
+  failureJournal: string[] | null;
 }
 
 const UUID = /^[0-9a-f-]{36}$/i;
 
 const DEVICE_COLUMNS = `rd.device_id AS id, rd.batch, rd.state::text AS state, rd.from_image AS "from",
-  rd.to_image AS "to", rd.reason, d.online`;
+  rd.to_image AS "to", rd.reason, d.online, rd.hold, rd.failure_reason AS "failureReason",
+  rd.failure_unit AS "failureUnit", rd.failure_journal AS "failureJournal"`;
 
 interface StatusRow {
   id: string;
@@ -42,8 +47,9 @@ interface StatusRow {
   reason: string | null;
   currentBatch: number;
   batchStartedAt: Date | string | null;
-  batchFinishedAt: Date | string | null;
   awaitingApproval: boolean;
+  approvedBatches: number[];
+  waiting: string[];
   createdBy: string;
   createdAt: Date | string;
   finishedAt: Date | string | null;
@@ -62,7 +68,7 @@ export async function readStatus(db: Db, id: string): Promise<RolloutStatus | un
   const [row] = await db.$queryRawUnsafe<StatusRow[]>(
     `WITH counted AS (
        SELECT rd.batch, rd.state::text AS state,
-         (NOT d.online AND rd.state IN ('updating', 'pending')) AS offline, count(*)::int AS n
+         (NOT d.online AND rd.state IN ('updating', 'pending', 'deferred')) AS offline, count(*)::int AS n
        FROM rollout_devices rd JOIN devices d ON d.id = rd.device_id
        WHERE rd.rollout_id = $1::uuid GROUP BY 1, 2, 3
      ), failed AS (
@@ -72,7 +78,7 @@ export async function readStatus(db: Db, id: string): Promise<RolloutStatus | un
      )
      SELECT r.id, r.service, r.spec, r.target_image AS "targetImage", r.state::text AS state, r.reason,
        r.current_batch AS "currentBatch", r.batch_started_at AS "batchStartedAt",
-       r.batch_finished_at AS "batchFinishedAt", r.awaiting_approval AS "awaitingApproval",
+       r.awaiting_approval AS "awaitingApproval", r.approved_batches AS "approvedBatches", r.waiting,
        r.created_by AS "createdBy", r.created_at AS "createdAt", r.finished_at AS "finishedAt",
        r.excluded,
        (SELECT coalesce(json_agg(counted ORDER BY batch), '[]') FROM counted)::text AS counts,
@@ -114,6 +120,8 @@ export async function readStatus(db: Db, id: string): Promise<RolloutStatus | un
     spec,
     currentBatch: row.currentBatch,
     awaitingApproval: row.awaitingApproval,
+    waiting: row.waiting,
+    approvedBatches: row.approvedBatches,
     createdBy: row.createdBy,
     createdAt: new Date(row.createdAt).toISOString(),
     ...(row.finishedAt ? { finishedAt: new Date(row.finishedAt).toISOString() } : {}),
@@ -166,11 +174,10 @@ function json(value: unknown): unknown {
 
 function batchState(
   index: number,
-  row: Pick<StatusRow, 'state' | 'currentBatch' | 'batchStartedAt' | 'batchFinishedAt'>,
+  row: Pick<StatusRow, 'state' | 'currentBatch' | 'batchStartedAt'>,
 ): RolloutBatchStatus['state'] {
   if (row.state === 'succeeded' || index < row.currentBatch) return 'done';
   if (index !== row.currentBatch) return 'pending';
-  if (row.batchFinishedAt) return 'done';
   return row.batchStartedAt ? 'running' : 'pending';
 }
 
@@ -183,5 +190,15 @@ function deviceStatus(row: DeviceRow): RolloutDeviceStatus {
     to: row.to,
     online: row.online,
     ...(row.reason ? { reason: row.reason } : {}),
+    ...(row.hold ? { hold: row.hold } : {}),
+    ...(row.failureReason
+      ? {
+          failure: {
+            reason: row.failureReason,
+            ...(row.failureUnit ? { unit: row.failureUnit } : {}),
+            journal: row.failureJournal ?? [],
+          },
+        }
+      : {}),
   };
 }

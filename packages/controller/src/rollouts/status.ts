@@ -1,4 +1,4 @@
-import type { RolloutSpec, RolloutState } from '@podfleet/shared';
+import type { DeviceFailure, RolloutSpec, RolloutState } from '@podfleet/shared';
 import type { DeviceRolloutState } from './progress.js';
 
 export interface RolloutDeviceStatus {
@@ -9,6 +9,9 @@ export interface RolloutDeviceStatus {
   to: string;
   reason?: string;
   online: boolean;
+  /** Why the policy holds it back now. */
+  hold?: string;
+  failure?: DeviceFailure;
 }
 
 export interface RolloutBatchStatus {
@@ -34,6 +37,9 @@ export interface RolloutStatus {
   spec: RolloutSpec;
   currentBatch: number;
   awaitingApproval: boolean;
+  /** Why devices are held back, one line per reason with how many. */
+  waiting: string[];
+  approvedBatches: number[];
   createdBy: string;
   createdAt: string;
   finishedAt?: string;
@@ -57,6 +63,7 @@ export function emptyCounts(): Record<DeviceRolloutState | 'offline', number> {
     skipped: 0,
     reverting: 0,
     reverted: 0,
+    deferred: 0,
     offline: 0,
   };
 }

@@ -47,6 +47,14 @@ export const ServeConfig = z.object({
   PODFLEET_MQTT_CA_FILE: z.string().optional(),
   PODFLEET_MQTT_CERT_FILE: z.string().optional(),
   PODFLEET_MQTT_KEY_FILE: z.string().optional(),
+  /**
+   * `registry`: a rollout's image tag is resolved to one digest when it starts (every device gets
+   * the same bits); `off` rolls the tag out as given (a simulated fleet with no registry).
+   */
+  PODFLEET_RESOLVE_TAGS: z.enum(['registry', 'off']).default('registry'),
+  // How the controller reaches registries: checked, naming the variable, by rollouts/image-digest.ts.
+  PODFLEET_REGISTRY_AUTH_FILE: z.string().optional(),
+  PODFLEET_REGISTRY_INSECURE: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type ServeConfig = z.output<typeof ServeConfig>;

@@ -21,6 +21,7 @@ import { mqttManifestPublisher } from '../mqtt/manifest-publisher.js';
 import { commandRoutes } from '../commands/routes.js';
 import { DeviceCommands } from '../commands/device-commands.js';
 import { RolloutEngine } from '../rollouts/engine.js';
+import { loadRegistryAccess, resolveImageDigest } from '../rollouts/image-digest.js';
 import { loadRolloutOverrides } from '../rollouts/overrides.js';
 import { rolloutRoutes } from '../rollouts/routes.js';
 import type { ServeConfig } from './config.js';
@@ -108,6 +109,9 @@ export async function startController(
     cleanups.push(() => ingest.close());
     // A private CA or a client certificate for mqtts:// (docs/security.md); empty otherwise.
     const tls = brokerTlsOptions(config);
+    // Registries a rollout's tag is resolved against (PODFLEET_REGISTRY_*), unless turned off.
+    const registries =
+      config.PODFLEET_RESOLVE_TAGS === 'registry' ? loadRegistryAccess(config) : undefined;
     // Device broker accounts: the password file written from the database before anything
     // connects (what changed while the controller was away, e.g. a revocation, takes effect now).
     const access = brokerAccessFromEnv(config);
@@ -173,7 +177,12 @@ export async function startController(
     await sync.republishAll();
     await sync.recompute();
 
-    const rollouts = new RolloutEngine({ db, sync, log: logger });
+    const rollouts = new RolloutEngine({
+      db,
+      sync,
+      log: logger,
+      ...(registries ? { resolveImage: (image) => resolveImageDigest(image, registries) } : {}),
+    });
     cleanups.push(() => rollouts.close());
     // Device results wake the engine at once; it also looks every second.
     ingest.onStored = () => rollouts.poke();

@@ -146,6 +146,8 @@ export async function controllerSite(
     PORT: '0',
     PODFLEET_DATA: dataDir,
     LOG_LEVEL: 'info',
+    // The simulated fleet's images live in no registry: tags are rolled out as given.
+    PODFLEET_RESOLVE_TAGS: 'off',
     ...broker,
   };
   return { scratch, dataDir, broker, env };

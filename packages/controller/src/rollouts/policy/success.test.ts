@@ -75,6 +75,23 @@ describe('judgeDevice', () => {
     expect(done).toEqual({ verdict: { status: 'succeeded' } });
   });
 
+  it('ends the bake only with a report the device made at least bake after its first ready one', () => {
+    const first = judgeDevice(updating(), seen({ reportedAt: 500_000 }), timing, T0 + 10_000);
+    expect(first.bake).toMatchObject({ readySeenAt: T0 + 10_000, reportAtReady: 500_000 });
+    const record = first.bake!;
+    // 60 s passed here, but the device's latest report is only 30 s (its clock) after the first:
+    // a crash in its last 30 s would not show yet.
+    const early = seen({ reportedAt: 530_000 });
+    expect(judgeDevice(updating(record), early, timing, T0 + 80_000).verdict).toEqual({
+      status: 'baking',
+      until: T0 + 70_000,
+    });
+    const later = seen({ reportedAt: 560_000 });
+    expect(judgeDevice(updating(record), later, timing, T0 + 81_000).verdict.status).toBe(
+      'succeeded',
+    );
+  });
+
   it('succeeds at once with bake 0', () => {
     const zero = judgeDevice(updating(), seen(), { ...timing, bake: 0 }, T0);
     expect(zero.verdict).toEqual({ status: 'succeeded' });

@@ -13,8 +13,20 @@ export interface ServiceObservation {
   activeSince?: number;
   /** The unit's restart count (systemd's NRestarts), if the agent says. */
   restarts?: number;
+  /** When the device made the state report these come from, on its own clock (epoch ms). */
+  reportedAt?: number;
   /** Failures of the service the agent reported, with the generation they were for. */
-  failures: readonly { generation: number; reason: FailureReason; detail?: string }[];
+  failures: readonly ServiceFailure[];
+}
+
+/** A failure of the service the agent reported for a generation, as structured as it said. */
+export interface ServiceFailure {
+  generation: number;
+  reason: FailureReason;
+  detail?: string;
+  unit?: string;
+  /** The unit's last journald lines, when the agent sent them. */
+  journal?: readonly string[];
 }
 
 /** What the controller remembers about a device's bake between passes (stored per device). */
@@ -25,6 +37,8 @@ export interface BakeRecord {
   restartsAtReady?: number;
   /** The unit's activeSince then: another value later means it restarted. */
   activeSinceAtReady?: number;
+  /** When the device made that report, on its clock: the bake ends with a report `bake` later. */
+  reportAtReady?: number;
 }
 
 export interface BakingDevice {
@@ -42,7 +56,13 @@ export type DeviceVerdict =
   | { status: 'offline' }
   | { status: 'baking'; until: number }
   | { status: 'succeeded' }
-  | { status: 'failed'; reason: FailureReason; detail: string };
+  | {
+      status: 'failed';
+      reason: FailureReason;
+      detail: string;
+      unit?: string;
+      journal?: readonly string[];
+    };
 
 export interface VerdictTiming {
   /** Seconds a device must stay ready, active and unrestarted (policy.bake). */
@@ -70,8 +90,11 @@ export function judgeDevice(
   if (target === undefined || !seen) return { verdict: { status: 'waiting' } };
   const failure = seen.failures.find((f) => f.generation >= target);
   if (failure) {
-    const detail = failure.detail ?? failure.reason;
-    return { verdict: { status: 'failed', reason: failure.reason, detail } };
+    const { reason, unit, journal } = failure;
+    const verdict: DeviceVerdict = { status: 'failed', reason, detail: failure.detail ?? reason };
+    if (unit !== undefined) verdict.unit = unit;
+    if (journal !== undefined) verdict.journal = journal;
+    return { verdict };
   }
   const record = device.bake;
   if (!seen.online) {
@@ -92,13 +115,14 @@ export function judgeDevice(
     if (restarted) return failed('crashed-after-start', 'restarted during its bake', device.state);
     if (!runsIt || !seen.ready)
       return failed('unhealthy', 'not ready during its bake', device.state);
-    return { verdict: baked(record.readySeenAt, timing, now) };
+    return { verdict: baked(record, seen, timing, now) };
   }
   if (runsIt && seen.ready) {
     const bake: BakeRecord = { readySeenAt: now };
     if (seen.restarts !== undefined) bake.restartsAtReady = seen.restarts;
     if (seen.activeSince !== undefined) bake.activeSinceAtReady = seen.activeSince;
-    return { verdict: baked(now, timing, now), bake };
+    if (seen.reportedAt !== undefined) bake.reportAtReady = seen.reportedAt;
+    return { verdict: baked(bake, seen, timing, now), bake };
   }
   const from = Math.max(device.switchedAt ?? now, seen.onlineSince ?? 0);
   if (now - from > timing.healthTimeout * 1000)
@@ -110,9 +134,24 @@ export function judgeDevice(
   return { verdict: { status: 'applying' } };
 }
 
-function baked(readySeenAt: number, timing: VerdictTiming, now: number): DeviceVerdict {
-  const until = readySeenAt + timing.bake * 1000;
-  return now >= until ? { status: 'succeeded' } : { status: 'baking', until };
+/**
+ * Succeeded once `bake` passed on the controller's clock AND the device said it is still so in a
+ * report it made `bake` after the one it was first seen ready in (its own clock against its own
+ * clock): a crash near the end of the bake is not missed for want of a report.
+ */
+function baked(
+  record: BakeRecord,
+  seen: ServiceObservation,
+  timing: VerdictTiming,
+  now: number,
+): DeviceVerdict {
+  const until = record.readySeenAt! + timing.bake * 1000;
+  const reportedAfter =
+    timing.bake === 0 ||
+    record.reportAtReady === undefined ||
+    seen.reportedAt === undefined ||
+    seen.reportedAt >= record.reportAtReady + timing.bake * 1000;
+  return now >= until && reportedAfter ? { status: 'succeeded' } : { status: 'baking', until };
 }
 
 function failed(
