@@ -83,4 +83,29 @@ describe('the rollout watch view', () => {
     const text = renderRollout(s, 3);
     expect(text).toContain('  b: web: not ready within 60s\n  f0: x\n  f1: x\n  … and 247 more\n');
   });
+
+  it('says why devices wait, how to approve, and each failure’s structured reason and unit', () => {
+    const s = status();
+    s.awaitingApproval = true;
+    s.waiting = [
+      '2 devices: budget of group site=berlin full: 2 of 4 updating or failed, maxUnavailable 2',
+      '1 device: waiting for approval after batch 0',
+    ];
+    s.failures = [
+      device('b', 0, 'failed', {
+        reason: 'restarted during its bake',
+        failure: { reason: 'crashed-after-start', unit: 'web.service', journal: [] },
+      }),
+    ];
+    const text = renderRollout(s);
+    expect(text).toContain(
+      [
+        'waiting:',
+        '  2 devices: budget of group site=berlin full: 2 of 4 updating or failed, maxUnavailable 2',
+        '  1 device: waiting for approval after batch 0',
+        `  (podfleet rollout approve ${s.id})`,
+      ].join('\n'),
+    );
+    expect(text).toContain('  b: crashed-after-start (web.service): restarted during its bake\n');
+  });
 });

@@ -212,7 +212,8 @@ export function registerRollout(program: Command, io: CliIo): void {
               d.state,
               d.online ? 'yes' : 'no',
               `${d.from} → ${d.to}`,
-              d.reason ?? '',
+              // A failure's structured reason first; a device held back says why.
+              d.failure ? `${d.failure.reason}: ${d.reason ?? ''}` : (d.hold ?? d.reason ?? ''),
             ]),
           ),
         );
