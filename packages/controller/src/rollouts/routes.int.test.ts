@@ -134,6 +134,8 @@ describe('rollout routes', () => {
       },
     });
     expect(planned.statusCode, planned.body).toBe(200);
+    const forecasts = planned.json().batches.map((b: { forecast: string[] }) => b.forecast);
+    expect(forecasts).toEqual([[], ["waits for an operator's approval after batch 0"], []]);
   });
 
   it('starts, reports per batch, pauses, refuses a second resume, and streams its status', async () => {
