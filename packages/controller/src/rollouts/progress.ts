@@ -9,6 +9,7 @@ import { admit, describeHold, summarizeHolds, type AdmissionInput } from './poli
 import type { PolicyDevice } from './policy/device.js';
 import { batchKinds, effectiveSettings, type EffectiveSettings } from './policy/settings.js';
 import {
+  emptyBatchCounts,
   judgeBatch,
   judgeDevice,
   type BakeRecord,
@@ -358,15 +359,7 @@ function batchCounts(
   devices: readonly RolloutDevice[],
   observations: ReadonlyMap<string, DeviceObservation>,
 ): BatchCounts {
-  const counts: BatchCounts = {
-    succeeded: 0,
-    failed: 0,
-    inFlight: 0,
-    held: 0,
-    offline: 0,
-    skipped: 0,
-    deferred: 0,
-  };
+  const counts = emptyBatchCounts();
   for (const device of devices) {
     const online = observations.get(device.id)?.online ?? false;
     switch (device.state) {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { admit } from './admit.js';
 import { groupOf, groupStandings } from './budget.js';
 import { isDisrupted, type PolicyDevice, type PolicyDeviceState } from './device.js';
-import { judgeBatch, type BatchCounts } from './success.js';
+import { emptyBatchCounts, judgeBatch, type BatchCounts } from './success.js';
 import { compileWindows, deviceWindow } from './windows.js';
 
 /** A seeded PRNG (mulberry32): the simulations are random but the same on every run. */
@@ -148,15 +148,7 @@ function simulate(
 }
 
 function countsOf(batch: readonly SimDevice[]): BatchCounts {
-  const counts: BatchCounts = {
-    succeeded: 0,
-    failed: 0,
-    inFlight: 0,
-    held: 0,
-    offline: 0,
-    skipped: 0,
-    deferred: 0,
-  };
+  const counts = emptyBatchCounts();
   for (const d of batch) {
     if (d.state === 'succeeded') counts.succeeded++;
     else if (d.state === 'failed') counts.failed++;

@@ -178,6 +178,10 @@ export interface BatchCounts {
   deferred: number;
 }
 
+export function emptyBatchCounts(): BatchCounts {
+  return { succeeded: 0, failed: 0, inFlight: 0, held: 0, offline: 0, skipped: 0, deferred: 0 };
+}
+
 export interface BatchVerdict {
   outcome: 'running' | 'succeeded' | 'failed';
   /** Devices the threshold is taken of: all but skipped and deferred ones. */
