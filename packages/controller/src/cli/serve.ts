@@ -20,7 +20,12 @@ Environment:
                   PODFLEET_MQTT_HOST:PODFLEET_MQTT_PORT (127.0.0.1:1883)
   PORT, HOST      where the API listens (8080, 127.0.0.1)
   PODFLEET_DATA   keys, ingest journal, embedded store (.podfleet)
-  PODFLEET_SIGNING_KEY  the manifest-signing key (PEM); controllers of one fleet share it`,
+  PODFLEET_SIGNING_KEY  the manifest-signing key (PEM); controllers of one fleet share it
+  PODFLEET_RESOLVE_TAGS  registry (default): a rollout's tag is resolved to one digest when it
+                  starts; off: tags are rolled out as given
+  PODFLEET_REGISTRY_AUTH_FILE  registry logins, containers-auth.json, as podman login writes it
+  PODFLEET_REGISTRY_INSECURE   registries (host:port, comma-separated) spoken to over plain http
+  (broker accounts and TLS: docs/security.md)`,
     )
     .action(async (flags: { port?: string; data?: string }) => {
       const env = { ...process.env };
