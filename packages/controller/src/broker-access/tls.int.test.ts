@@ -1,7 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectBroker as connectAgentBroker } from '../../../agent/src/session/broker-client.js';
 import { connectBroker, type BrokerSession } from '../mqtt/connect.js';
 import { ConfigError } from '../serve/config.js';
 import { makePrivateCa, type PrivateCa } from './private-ca.js';
@@ -65,6 +66,30 @@ describe('the controller’s broker connection over TLS with a private CA', () =
   it('refuses the broker without the CA, or with another CA', async () => {
     await expect(connect({})).rejects.toThrow(/self[- ]signed certificate|unable to verify/);
     await expect(connect({ PODFLEET_MQTT_CA_FILE: other.caFile })).rejects.toThrow(
+      /self[- ]signed certificate|unable to verify|certificate/,
+    );
+  });
+
+  // The agent builds its own TLS socket for MQTT.js (agent/src/session/broker-client.ts): the
+  // same broker, the CA from a device's config, and no CA.
+  it('connects a device agent’s client with its configured CA, and refuses it without', async () => {
+    const agentConnect = (ca?: Buffer) =>
+      new Promise<void>((resolve, reject) => {
+        const client = connectAgentBroker(url(), {
+          ...login,
+          reconnectPeriod: 0,
+          connectTimeout: 5000,
+          ...(ca ? { ca } : {}),
+        });
+        client.once('connect', () => void client.endAsync(true).then(resolve));
+        client.once('error', (error) => {
+          client.end(true);
+          reject(error);
+        });
+      });
+    await agentConnect(await readFile(join(broker.dir, 'ca.crt')));
+    await expect(agentConnect()).rejects.toThrow(/self[- ]signed certificate|unable to verify/);
+    await expect(agentConnect(await readFile(other.caFile))).rejects.toThrow(
       /self[- ]signed certificate|unable to verify|certificate/,
     );
   });
