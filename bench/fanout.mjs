@@ -6,6 +6,9 @@
 // process) saw each device's new manifest: delivery apart from the sims' own event loops.
 // Beside it, in the same run, the limit: one plain MQTT client publishing N retained messages (the
 // size of a manifest) to N subscribed clients (in the same child processes).
+// "Received" is the same event on both sides: the client's MQTT.js `message` for the topic (for a
+// sim, the session's `desired`, whose first listener is the bench's, before the agent's own);
+// "verified" (sims only) is after the agent's synchronous intake: JSON, schema, Ed25519 signature.
 // Run: npm run bench -- fanout   BENCH_DEVICES (default 1000), BENCH_PROCS (3).
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,11 +21,37 @@ const MQTT = process.env.PODFLEET_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 const V1 = 'registry.example/acme/web:1.0';
 const V2 = 'registry.example/acme/web:2.0';
 
+// User + system CPU of this process so far, in seconds.
+const cpuSeconds = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
+
+// A plain client; the broker, still forgetting 10,000 sims, can miss a CONNACK: try again.
+const connectPlain = async (clientId) => {
+  for (let attempt = 1; ; attempt++) {
+    const client = mqtt.connect(MQTT, { protocolVersion: 5, clientId, reconnectPeriod: 0 });
+    client.on('error', () => {}); // a refused or timed-out attempt closes; the loop decides
+    try {
+      await new Promise((resolve, reject) => {
+        client.once('connect', resolve);
+        client.once('close', () => reject(new Error(`${clientId}: no CONNACK`)));
+      });
+      return client;
+    } catch (error) {
+      client.end(true);
+      if (attempt === 3) throw error;
+    }
+  }
+};
+
 if (process.argv[2] === '--child') {
   // A share of the devices (sim mode) or of the plain subscribers (limit mode).
   const [, , , mode, prefix, count, keyFile] = process.argv;
   const n = Number(count);
   const firstAt = new Map();
+  // Sims only: when each device's agent had checked the manifest (schema, signature, device).
+  const verifiedAt = new Map();
   const closers = [];
   if (mode === 'sim') {
     const { SimFleet } = await import('../packages/agent/dist/sim/sim-fleet.js');
@@ -44,6 +73,14 @@ if (process.argv[2] === '--child') {
       });
     }
     await fleet.start();
+    // Registered after the agent's own listener (fleet.start), so it runs once the agent's
+    // synchronous intake (JSON, schema, Ed25519 signature) of this message is done.
+    for (const device of fleet.devices) {
+      device.session.on('desired', (payload) => {
+        if (!verifiedAt.has(device.id) && payload.includes(V2))
+          verifiedAt.set(device.id, Date.now());
+      });
+    }
     closers.push(() => fleet.stop());
   } else if (mode === 'observe') {
     // The broker's side of delivery, apart from the sims' busy event loops: plain clients
@@ -73,11 +110,7 @@ if (process.argv[2] === '--child') {
       await Promise.all(
         Array.from({ length: Math.min(100, n - i) }, async (_, j) => {
           const topic = `bench/limit/${prefix}/${i + j}`;
-          const client = await mqtt.connectAsync(MQTT, {
-            protocolVersion: 5,
-            clientId: `pf-bench-sub-${prefix}-${i + j}`,
-            reconnectPeriod: 0,
-          });
+          const client = await connectPlain(`pf-bench-sub-${prefix}-${i + j}`);
           client.on('message', () => {
             if (!firstAt.has(topic)) firstAt.set(topic, Date.now());
           });
@@ -103,10 +136,14 @@ if (process.argv[2] === '--child') {
     }
     if (message.poll) {
       const times = [...firstAt.values()];
+      const verified = [...verifiedAt.values()];
       process.send({
         received: firstAt.size,
         last: Math.max(0, ...times),
-        ...(message.times ? { times } : {}),
+        verified: verifiedAt.size,
+        verifiedLast: Math.max(0, ...verified),
+        cpu: cpuSeconds(),
+        ...(message.times ? { times, verifiedTimes: verified } : {}),
       });
     }
     if (message.stop) {
@@ -168,15 +205,23 @@ async function main() {
   const poll = async (set, withTimes = false) => {
     let received = 0;
     let last = 0;
+    let verified = 0;
+    let verifiedLast = 0;
+    let cpu = 0;
     const times = [];
+    const verifiedTimes = [];
     for (const c of set) {
       c.child.send({ poll: true, times: withTimes });
       const m = await c.next();
       received += m.received;
       last = Math.max(last, m.last);
+      verified += m.verified;
+      cpu += m.cpu;
+      verifiedLast = Math.max(verifiedLast, m.verifiedLast);
       if (m.times) times.push(...m.times);
+      if (m.verifiedTimes) verifiedTimes.push(...m.verifiedTimes);
     }
-    return { received, last, times };
+    return { received, last, verified, verifiedLast, cpu, times, verifiedTimes };
   };
   // When the devices received it: the first, the median, the 90th percentile (s after start).
   const spread = (times, start) => {
@@ -252,6 +297,11 @@ async function main() {
       await profiler.post('Profiler.enable');
       await profiler.post('Profiler.start');
     }
+    // CPU used from `rollout start` until every device verified its manifest: the sims', this
+    // process's (the controller, the CLI's request, the bench's polls).
+    const simCpuBefore = (await poll(sims)).cpu;
+    const ownCpuBefore = cpuSeconds();
+    let cpuWindow;
     // The rollout: batch = all, no canary.
     const start = Date.now();
     const started = await h.mustRun(
@@ -261,23 +311,33 @@ async function main() {
     const rolloutId = JSON.parse(started.stdout).id;
     const acceptedMs = Date.now() - start;
     let delivered;
+    let verified;
     let passed;
     let stored;
     const deadline = Date.now() + 120_000 + N * 20;
-    while ((delivered === undefined || stored === undefined) && Date.now() < deadline) {
-      if (delivered === undefined) {
-        const { received, last } = await poll(sims);
-        if (received === N) delivered = (last - start) / 1000;
+    while (
+      (delivered === undefined || verified === undefined || stored === undefined) &&
+      Date.now() < deadline
+    ) {
+      if (delivered === undefined || verified === undefined) {
+        const polled = await poll(sims);
+        if (polled.received === N) delivered ??= (polled.last - start) / 1000;
+        if (polled.verified === N && verified === undefined) {
+          verified = (polled.verifiedLast - start) / 1000;
+          cpuWindow = { sims: polled.cpu - simCpuBefore, controller: cpuSeconds() - ownCpuBefore };
+        }
       }
       if (passed === undefined) {
         const { received, last } = await poll(observers);
         if (received === N) passed = (last - start) / 1000;
       }
       if (stored === undefined) {
+        // By the fleet's id prefix, not a 10,000-id array: binding that array every 50 ms (pg
+        // escapes each element in JavaScript) was CPU taken from the controller being measured.
         const rows = await prisma.$queryRawUnsafe(
           `SELECT count(*)::int AS n FROM devices
-           WHERE id = ANY($1::text[]) AND last_state->'services' @> $2::jsonb`,
-          ids,
+           WHERE starts_with(id, $1) AND last_state->'services' @> $2::jsonb`,
+          `${base}-`,
           JSON.stringify([{ name: 'web', image: V2, ready: true }]),
         );
         if (rows[0].n === N) stored = (Date.now() - start) / 1000;
@@ -289,13 +349,15 @@ async function main() {
       (await import('node:fs')).writeFileSync(process.env.BENCH_PROFILE, JSON.stringify(profile));
       profiler.disconnect();
     }
-    const spreadOf = spread((await poll(sims, true)).times, start);
+    const simTimes = await poll(sims, true);
+    const spreadOf = spread(simTimes.times, start);
+    const verifiedSpread = spread(simTimes.verifiedTimes, start);
     const passedSpread = spread((await poll(observers, true)).times, start);
     await stop(observers);
     if (process.env.BENCH_TRACE) {
       for (const line of logLines) {
         const entry = JSON.parse(line);
-        if (entry.time < start) continue;
+        if (entry.time < start && entry.level < 50) continue; // errors from the setup too
         const { time, msg, level: _l, pid: _p, hostname: _h, ...rest } = entry;
         console.log(`  +${((time - start) / 1000).toFixed(2)} s ${msg} ${JSON.stringify(rest)}`);
       }
@@ -305,6 +367,17 @@ async function main() {
       `rollout ${rolloutId}: POST /v1/rollouts answered in ${(acceptedMs / 1000).toFixed(2)} s; now ${h.describeRollout(status)}`,
     );
     await stop(sims);
+    const fmt = (s) => (s === undefined ? 'not reached' : `${s.toFixed(2)} s`);
+    console.log(`broker handed out every manifest (observer): ${fmt(passed)}  (${passedSpread})`);
+    console.log(`every device received its manifest:        ${fmt(delivered)}  (${spreadOf})`);
+    console.log(`every device had verified it (agent):      ${fmt(verified)}  (${verifiedSpread})`);
+    console.log(
+      `every device's applied state in Postgres:   ${fmt(stored)}  (sim settle 1 s included)`,
+    );
+    if (cpuWindow)
+      console.log(
+        `CPU until every device verified: sims ${cpuWindow.sims.toFixed(2)} s (${((cpuWindow.sims / N) * 1000).toFixed(2)} ms a device), controller process ${cpuWindow.controller.toFixed(2)} s`,
+      );
 
     // The limit: one client, N retained messages of a manifest's size, N subscribed clients.
     const manifest = await prisma.device
@@ -344,13 +417,7 @@ async function main() {
     }
     await stop(subs);
 
-    const fmt = (s) => (s === undefined ? 'not reached' : `${s.toFixed(2)} s`);
     console.log(`manifest size ${size} bytes`);
-    console.log(`broker handed out every manifest (observer): ${fmt(passed)}  (${passedSpread})`);
-    console.log(`every device received its manifest:        ${fmt(delivered)}  (${spreadOf})`);
-    console.log(
-      `every device's applied state in Postgres:   ${fmt(stored)}  (sim settle 1 s included)`,
-    );
     console.log(`limit, plain MQTT, N retained to N clients: ${fmt(limit)}`);
     if (delivered !== undefined && limit !== undefined)
       console.log(

@@ -3,9 +3,12 @@ import {
   canonicalJson,
   generateSigningKey,
   keyIdOf,
+  manifestJson,
   signManifest,
+  signManifests,
   verifyManifest,
 } from './signing.js';
+import { endorseKey } from './key-endorsement.js';
 
 const key = generateSigningKey();
 const unsigned = {
@@ -86,6 +89,50 @@ describe('manifest signing', () => {
         key.privateKeyPem,
       ),
     ).toThrow(/duplicate service web/);
+  });
+});
+
+describe('signing many manifests', () => {
+  const spec = { name: 'web', image: 'registry.example/acme/web:2.0', env: { B: '2', A: '1' } };
+  const sidecar = { name: 'agent-sidecar', image: 'registry.example/acme/side:1', command: ['-v'] };
+  const fleet = Array.from({ length: 40 }, (_, i) => ({
+    device: `edge-${String(i).padStart(4, '0')}`,
+    generation: i + 1,
+    issuedAt: '2026-11-29T10:00:00.000Z',
+    services: i % 2 ? [spec] : [sidecar, spec],
+  }));
+
+  it('gives what signManifest gives for each (Ed25519 signatures are deterministic)', async () => {
+    const signed = await signManifests(fleet, key.privateKeyPem);
+    expect(signed).toEqual(fleet.map((m) => signManifest(m, key.privateKeyPem)));
+    expect(signed.every((m) => verifyManifest(m, [key.publicKeyPem]).ok)).toBe(true);
+    expect(signed[0]!.services[1]).not.toBe(spec);
+    // Stored and published as the canonical text of the signed manifest.
+    expect(signed.map(manifestJson)).toEqual(signed.map((m) => canonicalJson(m)));
+    expect(JSON.parse(manifestJson(signed[3]!))).toEqual(signed[3]);
+  });
+
+  it('carries a rotation chain as signManifest does', async () => {
+    const next = generateSigningKey();
+    const chain = [
+      endorseKey(next.publicKeyPem, key.privateKeyPem, new Date('2026-11-29T09:00:00.000Z')),
+    ];
+    const signed = await signManifests(fleet.slice(0, 3), next.privateKeyPem, chain);
+    expect(signed).toEqual(
+      fleet.slice(0, 3).map((m) => signManifest(m, next.privateKeyPem, chain)),
+    );
+    expect(verifyManifest(signed[0], [key.publicKeyPem])).toMatchObject({ ok: true });
+  });
+
+  it('refuses what signManifest refuses, with its error', async () => {
+    const twice = { ...fleet[0]!, services: [spec, spec] };
+    await expect(signManifests([fleet[1]!, twice], key.privateKeyPem)).rejects.toThrow(
+      /duplicate service web/,
+    );
+    const bad = { ...fleet[0]!, device: 'Bad Id!' };
+    await expect(signManifests([bad], key.privateKeyPem)).rejects.toThrow(/device/);
+    const extra = { ...fleet[0]!, extra: 1 } as unknown as (typeof fleet)[0];
+    await expect(signManifests([extra], key.privateKeyPem)).rejects.toThrow(/extra/);
   });
 });
 

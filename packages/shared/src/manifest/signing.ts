@@ -6,6 +6,8 @@ import {
   verify,
   type KeyObject,
 } from 'node:crypto';
+import { z } from 'zod';
+import { ServiceSpec } from '../spec/service-spec.js';
 import { formatIssues } from '../spec/text.js';
 import { canonicalJson, keyIdOf } from './canonical.js';
 import { DeviceManifest, UnsignedManifest } from './device-manifest.js';
@@ -77,6 +79,113 @@ export function signManifest(
   const { privateKey, keyId } = parsedKey(privateKeyPem);
   const value = sign(null, Buffer.from(canonicalJson(body)), privateKey).toString('base64');
   return { ...body, signature: { alg: 'ed25519', keyId, value } };
+}
+
+// Signatures being computed at once by signManifests: enough to keep libuv's threadpool busy,
+// few enough that file I/O queued behind them (the controller's ingest journal) waits little.
+const SIGNING_LANES = 16;
+
+// A manifest's own fields: signManifests checks services and keyChain apart.
+const ManifestEnvelope = z.strictObject({
+  device: UnsignedManifest.shape.device,
+  generation: UnsignedManifest.shape.generation,
+  issuedAt: UnsignedManifest.shape.issuedAt,
+});
+
+// A fleet's manifests share their service spec objects (one per revision and image): each is
+// validated and serialized once, not once per device. Specs must not change after signing.
+const validatedSpecs = new WeakMap<object, { spec: ServiceSpec; json: string }>();
+
+function validatedSpec(input: unknown): { spec: ServiceSpec; json: string } {
+  const cached = typeof input === 'object' && input !== null && validatedSpecs.get(input);
+  if (cached) return cached;
+  const spec = ServiceSpec.parse(input);
+  const entry = { spec, json: canonicalJson(spec) };
+  if (typeof input === 'object' && input !== null) validatedSpecs.set(input, entry);
+  return entry;
+}
+
+function validatedChain(endorsements: readonly KeyEndorsement[]) {
+  const value = UnsignedManifest.shape.keyChain.unwrap().parse([...endorsements]);
+  return { value, json: canonicalJson(value) };
+}
+
+/** The validated body of one manifest and its canonical JSON, the bytes to sign. */
+function signableBody(
+  manifest: UnsignedManifest,
+  keyChain: { value: KeyEndorsement[]; json: string } | undefined,
+): { body: Omit<DeviceManifest, 'signature'>; json: string } {
+  const { services: inputs, ...envelope } = manifest;
+  const { device, generation, issuedAt } = ManifestEnvelope.parse(envelope);
+  if (!Array.isArray(inputs)) throw new Error('services: not an array');
+  const names = new Set<string>();
+  const services: ServiceSpec[] = [];
+  let servicesJson = '';
+  for (const input of inputs) {
+    const { spec, json } = validatedSpec(input);
+    if (names.has(spec.name)) throw new Error(`duplicate service ${spec.name}`);
+    names.add(spec.name);
+    services.push(spec);
+    servicesJson += servicesJson ? `,${json}` : json;
+  }
+  // canonicalJson's layout: keys in order (device, generation, issuedAt, keyChain, services).
+  const json = `{"device":${JSON.stringify(device)},"generation":${canonicalJson(generation)},"issuedAt":${JSON.stringify(issuedAt)}${keyChain ? `,"keyChain":${keyChain.json}` : ''},"services":[${servicesJson}]}`;
+  const body = { device, generation, issuedAt, services };
+  return { body: keyChain ? { ...body, keyChain: keyChain.value } : body, json };
+}
+
+// The JSON text of what signManifests signed: built from the signed bytes, so that storing and
+// publishing 10,000 manifests does not serialize each of them twice more.
+const signedTexts = new WeakMap<DeviceManifest, string>();
+
+/** A signed manifest as JSON text (canonical when signManifests made it). */
+export function manifestJson(manifest: DeviceManifest): string {
+  return signedTexts.get(manifest) ?? JSON.stringify(manifest);
+}
+
+/**
+ * signManifest for many manifests with one key, as a recompute of a fleet signs them: the same
+ * validation and bytes, but each distinct service spec object is validated and serialized once,
+ * and the Ed25519 signatures are computed in libuv's threadpool (node:crypto's `sign` with a
+ * callback) while the event loop prepares the next bodies. Rejects with signManifest's error
+ * when a manifest is invalid.
+ */
+export async function signManifests(
+  manifests: readonly UnsignedManifest[],
+  privateKeyPem: string,
+  endorsements: readonly KeyEndorsement[] = [],
+): Promise<DeviceManifest[]> {
+  const { privateKey, keyId } = parsedKey(privateKeyPem);
+  const keyChain = endorsements.length > 0 ? validatedChain(endorsements) : undefined;
+  const signed: DeviceManifest[] = new Array<DeviceManifest>(manifests.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < manifests.length) {
+      const index = next++;
+      const manifest = manifests[index]!;
+      let prepared: ReturnType<typeof signableBody>;
+      try {
+        prepared = signableBody(manifest, keyChain);
+      } catch {
+        // Not the shape a recompute builds (or invalid): signManifest decides, with its error.
+        signed[index] = signManifest(manifest, privateKeyPem, endorsements);
+        continue;
+      }
+      const value = await new Promise<string>((resolve, reject) =>
+        sign(null, Buffer.from(prepared.json), privateKey, (error, signature) =>
+          error ? reject(error) : resolve(signature.toString('base64')),
+        ),
+      );
+      const signature = { alg: 'ed25519' as const, keyId, value };
+      const result = { ...prepared.body, signature };
+      // canonicalJson's layout: "signature" sorts after every other member of a manifest.
+      const text = `${prepared.json.slice(0, -1)},"signature":${JSON.stringify(signature)}}`;
+      signedTexts.set(result, text);
+      signed[index] = result;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(SIGNING_LANES, manifests.length) }, lane));
+  return signed;
 }
 
 export type VerifyResult =
