@@ -13,6 +13,7 @@ import { pgSession } from '../db/session.js';
 import { createScratchDatabase, type ScratchDatabase } from '../db/testing.js';
 import { DesiredSync } from '../desired/sync.js';
 import { storeBatch } from '../ingest/store.js';
+import { ImageResolveError } from './image-digest.js';
 import { RolloutEngine } from './engine.js';
 import { loadRolloutOverrides } from './overrides.js';
 import pg from 'pg';
@@ -70,7 +71,10 @@ describe('rollout engine on Postgres with a simulated fleet', () => {
     });
   }
 
-  function services(): { sync: DesiredSync; engine: RolloutEngine } {
+  function services(resolveImage?: (image: string) => Promise<string>): {
+    sync: DesiredSync;
+    engine: RolloutEngine;
+  } {
     const sync = new DesiredSync({
       db,
       publisher: { publish: async () => undefined, clear: async () => undefined },
@@ -78,7 +82,13 @@ describe('rollout engine on Postgres with a simulated fleet', () => {
       log,
       rollouts: loadRolloutOverrides,
     });
-    const engine = new RolloutEngine({ db, sync, log, now: () => clock });
+    const engine = new RolloutEngine({
+      db,
+      sync,
+      log,
+      now: () => clock,
+      ...(resolveImage ? { resolveImage } : {}),
+    });
     return { sync, engine };
   }
 
@@ -354,5 +364,33 @@ describe('rollout engine on Postgres with a simulated fleet', () => {
       [['d001', V1, V2]],
     ]);
     expect(await db.prisma.rollout.count()).toBe(0);
+  });
+
+  it('rolls a tag out as the one digest it resolves to at the start, and writes nothing when it does not resolve', async () => {
+    await fleet(4);
+    const asked: string[] = [];
+    const { engine } = services(async (image) => {
+      asked.push(image);
+      if (image.endsWith(':missing'))
+        throw new ImageResolveError(image, 'registry.example answered 404 Not Found');
+      return V2;
+    });
+    const spec = { service: 'web', targets: { groups: ['edge'] } };
+    const refused = engine.start({ ...spec, image: 'registry.example/acme/web:missing' }, 'ops');
+    await expect(refused).rejects.toMatchObject({
+      statusCode: 422,
+      message:
+        'cannot resolve registry.example/acme/web:missing to a digest: registry.example answered 404 Not Found',
+    });
+    expect(await db.prisma.rollout.count()).toBe(0);
+
+    const started = await engine.start({ ...spec, image: 'registry.example/acme/web:2' }, 'ops');
+    expect(started.targetImage).toBe(V2);
+    const tos = await db.prisma.rolloutDevice.findMany({ select: { toImage: true } });
+    expect(new Set(tos.map((d) => d.toImage))).toEqual(new Set([V2]));
+    // A digest is not asked about again.
+    await engine.plan({ ...spec, image: V2 });
+    expect(asked).toEqual(['registry.example/acme/web:missing', 'registry.example/acme/web:2']);
+    await engine.close();
   });
 });

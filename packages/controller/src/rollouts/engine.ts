@@ -101,7 +101,7 @@ export class RolloutEngine {
         targetImage = await resolve(targetImage!);
       } catch (error) {
         if (!(error instanceof ImageResolveError)) throw error;
-        throw new HttpError(422, `cannot resolve the image to a digest: ${error.message}`, [
+        throw new HttpError(422, `cannot resolve ${error.image} to a digest: ${error.reason}`, [
           `${spec.image === undefined ? 'revision' : 'image'}: ${error.message}`,
         ]);
       }
