@@ -1,19 +1,6 @@
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readPublicKeys } from '../../../agent/src/cli/sim-options.js';
-import { SimFleet } from '../../../agent/src/sim/sim-fleet.js';
-import {
-  Cleanups,
-  MOSQUITTO,
-  clearRetained,
-  controllerSite,
-  mustRun,
-  provisionFleet,
-  simIds,
-  startE2eController,
-  uniquePrefix,
-  waitUntilAllRun,
-} from '../rollouts/e2e/harness.js';
+import { Cleanups, MOSQUITTO, mustRun, uniquePrefix } from '../rollouts/e2e/harness.js';
+import { fleetOn } from '../rollouts/e2e/sim-fleet.js';
 import { CommandTimeout, DeviceCommands } from './device-commands.js';
 
 const V1 = 'registry.example/acme/web:1.0';
@@ -21,30 +8,7 @@ const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
 
 /** A controller, two simulated devices running web, and the operator's CLI against them. */
-async function twoDevices() {
-  const site = await controllerSite(cleanups);
-  const e = await startE2eController(site);
-  cleanups.add(() => e.controller.close());
-  const prefix = uniquePrefix('cmd');
-  const ids = simIds(prefix, 2);
-  cleanups.add(() => clearRetained(ids));
-  await provisionFleet(e, { ids, label: prefix, image: V1 }, site.dataDir);
-  const fleet = new SimFleet({
-    devices: 2,
-    broker: MOSQUITTO,
-    prefix,
-    labels: {},
-    failRate: 0,
-    offlineRate: 0,
-    trustedKeys: await readPublicKeys(e.publicKeyFile),
-    settle: 1,
-    logger: pino({ level: 'silent' }),
-  });
-  cleanups.add(() => fleet.stop());
-  await fleet.start();
-  await waitUntilAllRun(e.controller.db.prisma, ids, V1, 60_000);
-  return { e, ids };
-}
+const twoDevices = () => fleetOn(cleanups, { name: 'cmd', n: 2, image: V1 });
 
 describe('device commands over MQTT (cmd → cmd/res)', () => {
   it('tails a service’s logs, dry-runs auto-update and restarts a service through the CLI', async () => {

@@ -3,11 +3,12 @@ import { randomUUID, sign, X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { freePort } from '../broker-access/testing.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveImageDigest } from './image-digest.js';
 
@@ -57,14 +58,6 @@ async function push(destination: string, ...flags: string[]): Promise<string> {
 async function podmanLogin(host: string, authFile: string): Promise<void> {
   const login = ['--username', 'ci', '--password', 'lab-secret'];
   await podman('login', '--tls-verify=false', '--authfile', authFile, ...login, host);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 interface TokenService {
