@@ -172,7 +172,11 @@ describe('two controllers on one database and one broker', () => {
       60_000,
       async () => {
         const row = await db.prisma.rollout.findUniqueOrThrow({ where: { id } });
-        return row.currentBatch === 1 && row.batchStartedAt ? true : undefined;
+        // The start is logged after its commit: killed between the two, the line would be lost.
+        const logged = [...happenings(a.lines), ...happenings(b.lines)].includes(
+          'batch 1 started: 10 devices',
+        );
+        return row.currentBatch === 1 && row.batchStartedAt && logged ? true : undefined;
       },
       undefined,
       20,
