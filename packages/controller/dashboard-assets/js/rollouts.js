@@ -88,7 +88,7 @@ function rolloutView({ summary, status, happenings, approval }, selected) {
       { class: 'meta' },
       `started by ${summary.createdBy}, `,
       timestamp(summary.createdAt),
-      status && `; batch ${status.currentBatch + 1} of ${status.batches.length}`,
+      status && `; at ${currentBatchName(status).toLowerCase()}, ${status.batches.length} in all`,
       status?.awaitingApproval && '; awaiting approval',
     ),
     reason && h('p', { class: 'reason' }, reason),
@@ -116,7 +116,6 @@ function statusView(status, selected) {
     return batch ? [{ batch, device }] : [];
   });
   const unlisted = Math.max(0, counts.failed - failed.length);
-  const hasCanary = status.batches.some((batch) => batch.kind === 'canary');
   return h(
     'div',
     {},
@@ -152,7 +151,7 @@ function statusView(status, selected) {
           h(
             'tr',
             { 'data-batch': batch.index, class: `batch-${batch.state}` },
-            h('th', { scope: 'row' }, batchName(batch, hasCanary)),
+            h('th', { scope: 'row' }, batchName(batch)),
             h('td', {}, batch.state),
             h('td', {}, progressBar(batch)),
             h('td', { class: 'num', 'data-count': 'succeeded' }, batch.counts.succeeded),
@@ -195,7 +194,7 @@ function statusView(status, selected) {
               'tr',
               {},
               h('th', { scope: 'row' }, deviceButton(device.id, selected)),
-              h('td', {}, batchName(batch, hasCanary)),
+              h('td', {}, batchName(batch)),
               h('td', {}, failureCause(device.failure)),
               h(
                 'td',
@@ -246,9 +245,7 @@ function waitingView(status) {
  * @param {Approval | undefined} approval
  */
 function approvalView(status, approval) {
-  const current = status.batches.find((batch) => batch.index === status.currentBatch);
-  const hasCanary = status.batches.some((batch) => batch.kind === 'canary');
-  const name = current ? batchName(current, hasCanary) : `Batch ${status.currentBatch}`;
+  const name = currentBatchName(status);
   const errorId = `approve-error-${status.id}`;
   return h(
     'div',
@@ -357,12 +354,18 @@ export function progressBar(batch) {
 }
 
 /**
- * "Canary", then "Batch 1", "Batch 2"… (batches count from 1 whether or not a canary went first).
+ * A batch by the number the engine, the CLI and the hold lines use: its index, from 0, with the
+ * canary (always batch 0) named "Canary". Without a canary the first batch is "Batch 0".
  * @param {Batch} batch
- * @param {boolean} hasCanary
  */
-function batchName(batch, hasCanary) {
-  return batch.kind === 'canary' ? 'Canary' : `Batch ${batch.index + (hasCanary ? 0 : 1)}`;
+function batchName(batch) {
+  return batch.kind === 'canary' ? 'Canary' : `Batch ${batch.index}`;
+}
+
+/** @param {RolloutStatus} status */
+function currentBatchName(status) {
+  const current = status.batches.find((batch) => batch.index === status.currentBatch);
+  return current ? batchName(current) : `Batch ${status.currentBatch}`;
 }
 
 /** @param {string} word */

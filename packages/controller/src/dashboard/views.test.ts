@@ -311,14 +311,16 @@ describe('rollout views: what holds devices, deferred devices, failures, approva
     expect(texts(button()!)).toEqual(['Approve batch 1']);
     expect(button()!.attrs['aria-disabled']).toBeUndefined();
 
-    // Batches are named as in the table: without a canary the second batch is "Batch 2".
+    // Batches are named as the engine and the CLI name them: without a canary the second is "Batch 1".
     const noCanary = status([
       batch(0, 'batch', [['d1', 'succeeded']]),
       batch(1, 'batch', [['d2', 'pending']]),
     ]);
     Object.assign(noCanary, { currentBatch: 1, awaitingApproval: true });
     const other = elements(view(noCanary)).find((e) => e.attrs['data-approve'] === 'r1')!;
-    expect(texts(other)).toEqual(['Approve batch 2']);
+    expect(texts(other)).toEqual(['Approve batch 1']);
+    const meta = byClass(view(noCanary), 'meta')[0]!;
+    expect(texts(meta).join('')).toContain('; at batch 1, 2 in all; awaiting approval');
 
     const busy = elements(view(s, { busy: true })).find((e) => e.attrs['data-approve'])!;
     expect(busy.attrs['aria-disabled']).toBe('true');
