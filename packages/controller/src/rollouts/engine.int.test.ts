@@ -261,6 +261,45 @@ describe('rollout engine on Postgres with a simulated fleet', () => {
     ]);
   });
 
+  it('remembers which failures a resume accepted: a failure in a later batch still fails that batch', async () => {
+    await fleet(4);
+    const { sync, engine } = services();
+    await sync.recompute();
+    await devicesConverge();
+    const started = await engine.start(
+      {
+        service: 'web',
+        image: V2,
+        targets: { groups: ['edge'] },
+        strategy: {
+          batchSize: 2,
+          autoRollback: false,
+          policy: { bake: '0s', successThreshold: '100%' },
+        },
+      },
+      'ops',
+    );
+    const inBatch = async (batch: number) =>
+      (await engine.devices(started.id, { batch, limit: 10 }))!.map((d) => d.id);
+    const [first] = await inBatch(0);
+    const [second] = await inBatch(1);
+    let status = await runUntilDone(engine, started.id, new Set([first!]));
+    expect(status).toMatchObject({ state: 'paused', currentBatch: 0 });
+    await engine.operate(started.id, 'resume', 'alice');
+    const accepted = async () =>
+      (
+        await db.prisma.rolloutDevice.findMany({
+          where: { rolloutId: started.id, acceptedFailure: true },
+        })
+      ).map((d) => d.deviceId);
+    expect(await accepted()).toEqual([first]);
+    status = await runUntilDone(engine, started.id, new Set([first!, second!]));
+    expect(status).toMatchObject({ state: 'paused', currentBatch: 1 });
+    expect(status.reason).toContain('batch 1: 1 of 2 devices failed');
+    expect(status.counts.failed).toBe(2);
+    expect(await accepted()).toEqual([first]);
+  });
+
   it('carries on after the controller restarts mid-rollout, and two controllers never step one rollout twice', async () => {
     await fleet(8);
     const first = services();

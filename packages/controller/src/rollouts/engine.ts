@@ -394,6 +394,7 @@ interface DeviceRow {
   failureReason: FailureReason | null;
   failureUnit: string | null;
   failureJournal: string[] | null;
+  accepted: boolean;
 }
 
 const time = (value: Date | string) => new Date(value).getTime();
@@ -409,7 +410,7 @@ async function loadRollout(tx: Prisma.TransactionClient, id: string) {
        restarts_at_ready AS "restartsAtReady", active_since_at_ready AS "activeSinceAtReady",
        report_at_ready AS "reportAtReady",
        failure_reason AS "failureReason", failure_unit AS "failureUnit",
-       failure_journal AS "failureJournal"
+       failure_journal AS "failureJournal", accepted_failure AS accepted
      FROM rollout_devices WHERE rollout_id = $1::uuid ORDER BY batch, device_id`,
     id,
   );
@@ -419,7 +420,6 @@ async function loadRollout(tx: Prisma.TransactionClient, id: string) {
     strategy: spec.strategy,
     batchCount: row.batchCount,
     currentBatch: row.currentBatch,
-    acceptedFailures: row.acceptedFailures,
     awaitingApproval: row.awaitingApproval,
     approvedBatches: row.approvedBatches,
     waiting: row.waiting,
@@ -450,6 +450,7 @@ async function loadRollout(tx: Prisma.TransactionClient, id: string) {
       device.failure = { reason: d.failureReason, journal: d.failureJournal ?? [] };
       if (d.failureUnit !== null) device.failure.unit = d.failureUnit;
     }
+    if (d.accepted) device.accepted = true;
     return device;
   });
   return { progress, devices, service: row.service, createdAt: row.createdAt };
@@ -473,7 +474,6 @@ async function store(
       currentBatch: p.currentBatch,
       batchStartedAt: date(p.batchStartedAt),
       previousBatchDoneAt: date(p.previousBatchDoneAt),
-      acceptedFailures: p.acceptedFailures,
       awaitingApproval: p.awaitingApproval,
       approvedBatches: p.approvedBatches,
       waiting: p.waiting,
@@ -503,13 +503,14 @@ async function store(
        failure_journal = CASE WHEN u.set_failure
          THEN ARRAY(SELECT jsonb_array_elements_text(COALESCE(u.failure_journal, '[]')::jsonb))
          ELSE rd.failure_journal END,
+       accepted_failure = COALESCE(u.accepted, rd.accepted_failure),
        updated_at = now()
      FROM unnest($2::text[], $3::text[], $4::boolean[], $5::text[], $6::timestamptz[],
                  $7::boolean[], $8::text[], $9::boolean[], $10::timestamptz[], $11::int[], $12::timestamptz[],
-                 $13::boolean[], $14::text[], $15::text[], $16::text[], $17::timestamptz[])
+                 $13::boolean[], $14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::boolean[])
        AS u(device_id, state, set_reason, reason, switched_at, set_hold, hold, set_bake, ready_seen_at,
             restarts_at_ready, active_since_at_ready, set_failure, failure_reason, failure_unit, failure_journal,
-            report_at_ready)
+            report_at_ready, accepted)
      WHERE rd.rollout_id = $1::uuid AND rd.device_id = u.device_id`,
     id,
     rows.map(([device]) => device),
@@ -528,5 +529,6 @@ async function store(
     rows.map(([, c]) => c.failure?.unit ?? null),
     rows.map(([, c]) => (c.failure ? JSON.stringify(c.failure.journal) : null)),
     rows.map(([, c]) => iso(c.bake?.reportAtReady)),
+    rows.map(([, c]) => c.accepted ?? null),
   );
 }

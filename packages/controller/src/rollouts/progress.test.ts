@@ -17,7 +17,6 @@ function rollout(strategy: Record<string, unknown>, batches: string[][]) {
     strategy: RolloutStrategy.parse(strategy),
     batchCount: batches.length,
     currentBatch: 0,
-    acceptedFailures: 0,
     awaitingApproval: false,
     approvedBatches: [],
     waiting: [],
@@ -228,7 +227,8 @@ describe('rollout progress', () => {
     apply(r, tick(r.progress, r.devices, seen, 2000));
     expect(r.progress.state).toBe('paused');
     apply(r, operate(r.progress, r.devices, 'resume', 'ops', 3000));
-    expect(r.progress).toMatchObject({ state: 'running', acceptedFailures: 1 });
+    expect(r.progress.state).toBe('running');
+    expect(r.devices[0]).toMatchObject({ state: 'failed', accepted: true });
     apply(r, tick(r.progress, r.devices, seen, 4000));
     expect(states(r.devices)).toEqual({ a: 'failed', b: 'updating' });
   });
@@ -485,6 +485,32 @@ describe('rollout progress under a policy (decision 006)', () => {
       reason: 'offline when the rollout finished: gets the new image when it returns',
     });
     expect(t.manifestsChange).toBe(true);
+  });
+
+  it('accepts on resume only the failures there were: a later batch’s failure still counts against it', () => {
+    const r = policyRollout({ bake: '0s', successThreshold: '100%' }, [['a'], ['b', 'c']], {
+      autoRollback: false,
+      batchSize: 1,
+    });
+    const seen = new Map(r.devices.map((d) => [d.id, online()]));
+    apply(r, tick(r.progress, r.devices, seen, 0));
+    seen.set('a', online({ failures: [{ generation: 2, reason: 'unhealthy' }] }));
+    apply(r, tick(r.progress, r.devices, seen, 1000));
+    expect(r.progress.state).toBe('paused');
+    apply(r, operate(r.progress, r.devices, 'resume', 'ops', 2000));
+    expect(r.devices[0]).toMatchObject({ state: 'failed', accepted: true });
+    apply(r, tick(r.progress, r.devices, seen, 3000));
+    expect(r.progress).toMatchObject({ state: 'running', currentBatch: 1 });
+    seen.set('b', online({ failures: [{ generation: 2, reason: 'pull-failed' }] }));
+    seen.set('c', runsNew());
+    apply(r, tick(r.progress, r.devices, seen, 4000));
+    // b's failure is its own: batch 1 had to succeed whole, so the rollout pauses again.
+    expect(states(r.devices)).toEqual({ a: 'failed', b: 'failed', c: 'succeeded' });
+    expect(r.devices[1]!.accepted).toBeUndefined();
+    expect(r.progress).toMatchObject({
+      state: 'paused',
+      reason: expect.stringContaining('batch 1: 1 of 2 devices failed'),
+    });
   });
 
   it('waits for an approval named by batch index, and bakes between batches before the next', () => {

@@ -53,6 +53,8 @@ export interface RolloutDevice {
   /** Its bake so far: when it was first seen ready, and what it said then. */
   bake?: BakeRecord;
   failure?: DeviceFailureRecord;
+  /** A failure the operator resumed over: thresholds and abort criteria no longer count it. */
+  accepted?: boolean;
   /** Why the policy holds it back now, as `rollout watch` shows it. */
   hold?: string;
 }
@@ -72,8 +74,6 @@ export interface RolloutProgress {
   batchStartedAt?: number;
   /** When the batch before the current one succeeded: bakeBetweenBatches counts from it. */
   previousBatchDoneAt?: number;
-  /** Failures the operator accepted by resuming; thresholds count the ones after. */
-  acceptedFailures: number;
   /** An approval after the previous batch holds the current one. */
   awaitingApproval: boolean;
   /** Batches after which an operator approved. */
@@ -158,7 +158,7 @@ export function tick(
   const batchDevices = all.filter((d) => d.batch === p.currentBatch);
   const counts = batchCounts(batchDevices, observations);
   // Failures the operator accepted by resuming count as left out, not against the batch.
-  const accepted = Math.min(counts.failed, p.acceptedFailures);
+  const accepted = batchDevices.filter(isAcceptedFailure).length;
   counts.failed -= accepted;
   counts.skipped += accepted;
   const batch = judgeBatch(counts, settings.threshold);
@@ -188,6 +188,11 @@ export function tick(
 }
 
 type Change = (device: RolloutDevice, fields: DeviceChange, happening?: string) => void;
+
+/** A failure the operator resumed over: counted as left out, not against thresholds. */
+function isAcceptedFailure(device: RolloutDevice): boolean {
+  return device.state === 'failed' && device.accepted === true;
+}
 
 function changer(result: TickResult): Change {
   return (device, fields, happening) => {
@@ -302,7 +307,7 @@ function checkAbort(
   result: TickResult,
 ): boolean {
   if (settings.abort) {
-    const verdict = abortVerdict(settings.abort, all, p.acceptedFailures);
+    const verdict = abortVerdict(settings.abort, all);
     if (!verdict.abort) return false;
     const revert = new Set(verdict.revert);
     for (const device of all) {
@@ -320,9 +325,9 @@ function checkAbort(
     return true;
   }
   if ('successThreshold' in settings.threshold) return false;
-  const failed = all.filter((d) => d.state === 'failed').length;
+  const failed = all.filter((d) => d.state === 'failed' && !d.accepted).length;
   const limit = resolveCount(p.strategy.maxFailures, all.length);
-  if (failed - p.acceptedFailures <= limit) return false;
+  if (failed <= limit) return false;
   failRollout(p, all, failureSummary(p, all), now, change, result);
   return true;
 }
@@ -614,7 +619,10 @@ export function operate(
     p.reason = approve();
   } else if (action === 'resume') {
     p.state = 'running';
-    p.acceptedFailures = devices.filter((d) => d.state === 'failed').length;
+    // The failures so far, by device: a later one still counts, in whichever batch it happens.
+    for (const device of devices)
+      if (device.state === 'failed' && !device.accepted)
+        result.changes.set(device.id, { accepted: true });
     p.reason = p.awaitingApproval ? approve() : undefined;
   } else if (p.strategy.autoRollback && devices.some((d) => carriesNewImage(d.state))) {
     const all = devices.map((d) => ({ ...d }));

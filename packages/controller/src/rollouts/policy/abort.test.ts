@@ -53,9 +53,11 @@ describe('abortVerdict', () => {
   it('does not count failures the operator accepted by resuming', () => {
     const rule = criteria({ failures: 2, minDevices: 1 });
     const devices = fleet({ failed: 2, succeeded: 5 });
-    expect(abortVerdict(rule, devices, 2).abort).toBe(false);
-    expect(abortVerdict(rule, devices, 1).abort).toBe(false);
-    expect(abortVerdict(rule, devices, 0).abort).toBe(true);
+    expect(abortVerdict(rule, devices).abort).toBe(true);
+    const accept = (n: number) =>
+      devices.map((d, i) => (d.state === 'failed' && i < n ? { ...d, accepted: true } : d));
+    expect(abortVerdict(rule, accept(1))).toMatchObject({ abort: false, failed: 1, finished: 6 });
+    expect(abortVerdict(rule, accept(2))).toMatchObject({ abort: false, failed: 0, finished: 5 });
   });
 
   it('revert re-pins every device that carries the new image; halt leaves them', () => {

@@ -4,6 +4,8 @@ import type { PolicyDeviceState } from './device.js';
 export interface AbortDevice {
   id: string;
   state: PolicyDeviceState;
+  /** A failure the operator resumed over. */
+  accepted?: boolean;
 }
 
 export type AbortVerdict =
@@ -23,25 +25,24 @@ export type AbortVerdict =
 /**
  * Whether the abort criteria hold: once `minDevices` devices finished (succeeded or failed; fewer
  * when the rollout has fewer), failures ≥ `failures` or failed/finished ≥ `failureRate`. Exactly
- * at a threshold aborts. `acceptedFailures` (the operator resumed over them) count for neither.
+ * at a threshold aborts. Accepted failures (the operator resumed over them) count for neither.
  */
 export function abortVerdict(
   criteria: AbortCriteria,
   devices: readonly AbortDevice[],
-  acceptedFailures = 0,
 ): AbortVerdict {
   let succeeded = 0;
-  let failedAll = 0;
+  let failed = 0;
   let eligible = 0;
   for (const device of devices) {
+    if (device.state === 'failed' && device.accepted) continue;
     if (device.state === 'succeeded') succeeded++;
-    if (device.state === 'failed') failedAll++;
+    if (device.state === 'failed') failed++;
     if (device.state !== 'skipped' && device.state !== 'deferred') eligible++;
   }
-  const failed = Math.max(0, failedAll - acceptedFailures);
   const finished = succeeded + failed;
   const quiet = { abort: false as const, finished, failed };
-  const needed = Math.min(criteria.minDevices, Math.max(1, eligible - acceptedFailures));
+  const needed = Math.min(criteria.minDevices, Math.max(1, eligible));
   if (finished < needed || failed === 0) return quiet;
   let why: string | undefined;
   if (criteria.failures !== undefined && failed >= criteria.failures) {
