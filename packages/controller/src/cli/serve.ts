@@ -25,6 +25,8 @@ Environment:
                   starts; off: tags are rolled out as given
   PODFLEET_REGISTRY_AUTH_FILE  registry logins, containers-auth.json, as podman login writes it
   PODFLEET_REGISTRY_INSECURE   registries (host:port, comma-separated) spoken to over plain http
+  PODFLEET_REGISTRY_CERTS_DIR  registry CAs and client certificates, containers-certs.d(5) layout
+                               (default: /etc/containers/certs.d, then /etc/docker/certs.d)
   (broker accounts and TLS: docs/security.md)`,
     )
     .action(async (flags: { port?: string; data?: string }) => {

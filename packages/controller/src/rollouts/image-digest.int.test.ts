@@ -1,13 +1,14 @@
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { randomUUID, sign, X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { makePrivateCa } from '../broker-access/private-ca.js';
 import { freePort } from '../broker-access/testing.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveImageDigest } from './image-digest.js';
@@ -112,8 +113,11 @@ async function startTokenService(key: string, cert: string): Promise<TokenServic
 
 const base64url = (text: string | Buffer) => Buffer.from(text).toString('base64url');
 
-/** docker-registry on 127.0.0.1, plain http, storage in a temp dir (as lab-registry.ts does). */
-async function startRegistry(name: string, config: string[] = []): Promise<Registry> {
+/**
+ * docker-registry on 127.0.0.1, storage in a temp dir (as lab-registry.ts does): plain http, or
+ * `tls` (YAML of distribution's http.tls: certificate, key, clientcas).
+ */
+async function startRegistry(name: string, config: string[] = [], tls?: string): Promise<Registry> {
   const root = join(dir, name);
   await mkdir(root);
   const host = `127.0.0.1:${await freePort()}`;
@@ -123,7 +127,7 @@ async function startRegistry(name: string, config: string[] = []): Promise<Regis
       'version: 0.1',
       'log: { level: warn }',
       `storage: { filesystem: { rootdirectory: ${join(root, 'data')} } }`,
-      `http: { addr: "${host}" }`,
+      `http: { addr: "${host}"${tls ? `, tls: ${tls}` : ''} }`,
       ...config,
       '',
     ].join('\n'),
@@ -142,7 +146,8 @@ async function startRegistry(name: string, config: string[] = []): Promise<Regis
   const registry = { host, stop };
   registries.push(registry);
   const deadline = Date.now() + 10_000;
-  // Any answer to the API's version check will do: 401 is the answer of one that wants a login.
+  // Any answer to the API's version check will do: 401 is the answer of one that wants a login,
+  // 400 ("an HTTP request to an HTTPS server") of one speaking TLS.
   while (
     !(await fetch(`http://${host}/v2/`).then(
       () => true,
@@ -270,6 +275,65 @@ describe.skipIf(!present)(title, () => {
       await expect(resolveImageDigest(`${repository}:1`, access)).rejects.toThrow(
         `image ${repository}:1: ${registry.host} answered 401 Unauthorized for manifest 1: ` +
           `authentication required (login ${registry.host} of ${wrong})`,
+      );
+    });
+  });
+
+  describe('a registry with a private CA that asks devices for a client certificate', () => {
+    let registry: Registry;
+    let repository: string;
+    let pushed: string;
+    let certsDir: string;
+    beforeAll(async () => {
+      const server = makePrivateCa(await mkdtemp(join(dir, 'server-ca-')), 'registry');
+      const devices = makePrivateCa(await mkdtemp(join(dir, 'device-ca-')), 'devices');
+      registry = await startRegistry(
+        'mtls',
+        [],
+        `{ certificate: ${server.certFile}, key: ${server.keyFile}, clientcas: [${devices.caFile}] }`,
+      );
+      // /etc/containers/certs.d as a device has it: the CA, and the device's certificate and key.
+      certsDir = join(dir, 'certs.d');
+      const hostDir = join(certsDir, registry.host);
+      await mkdir(hostDir, { recursive: true });
+      await copyFile(server.caFile, join(hostDir, 'ca.crt'));
+      await copyFile(devices.certFile, join(hostDir, 'device.cert'));
+      await copyFile(devices.keyFile, join(hostDir, 'device.key'));
+      repository = `${registry.host}/podfleet/hello-tls`;
+      const digestFile = join(dir, 'tls-digest');
+      const flags = ['--cert-dir', hostDir, '--digestfile', digestFile];
+      await podman('push', ...flags, IMAGE, `${repository}:1`);
+      pushed = (await readFile(digestFile, 'utf8')).trim();
+    });
+
+    it('pins the tag over TLS with the CA and client certificate of certs.d, which podman then pulls', async () => {
+      const pinned = await resolveImageDigest(`${repository}:1`, {
+        certsDirs: [certsDir],
+        timeoutMs: 10_000,
+      });
+      expect(pinned).toBe(`${repository}@${pushed}`);
+      await podman('pull', '--cert-dir', join(certsDir, registry.host), pinned);
+    });
+
+    it('says where the CA goes without it, and where the client certificate goes without that', async () => {
+      const empty = join(dir, 'empty-certs.d');
+      await mkdir(empty, { recursive: true });
+      const noCa = { certsDirs: [empty], timeoutMs: 10_000 };
+      await expect(resolveImageDigest(`${repository}:1`, noCa)).rejects.toThrow(
+        `image ${repository}:1: TLS failure with https://${registry.host}: unable to verify the ` +
+          `first certificate (a private CA? put it in ${empty}/${registry.host}/ca.crt)`,
+      );
+      const caOnly = join(dir, 'ca-only-certs.d');
+      await mkdir(join(caOnly, registry.host), { recursive: true });
+      await copyFile(
+        join(certsDir, registry.host, 'ca.crt'),
+        join(caOnly, registry.host, 'ca.crt'),
+      );
+      const noClient = { certsDirs: [caOnly], timeoutMs: 10_000 };
+      await expect(resolveImageDigest(`${repository}:1`, noClient)).rejects.toThrow(
+        `image ${repository}:1: cannot reach https://${registry.host}: other side closed (does ` +
+          `it ask for a client certificate? put it in ${caOnly}/${registry.host} as client.cert ` +
+          'and client.key)',
       );
     });
   });

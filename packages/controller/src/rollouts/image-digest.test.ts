@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import {
   resolveImageDigest,
   type RegistryAccess,
 } from './image-digest.js';
+import { makePrivateCa, type PrivateCa } from '../broker-access/private-ca.js';
 
 // A fake registry speaking the bits of the distribution API v2 the resolver uses; the real one
 // (Debian's docker-registry) is in image-digest.int.test.ts.
@@ -367,14 +369,110 @@ describe('resolveImageDigest', () => {
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
       try {
-        await expect(resolveImageDigest(`${host}/acme/web:1`, { timeoutMs: 2000 })).rejects.toThrow(
+        const access = { timeoutMs: 2000, certsDirs: [join(dir, 'no-certs.d')] };
+        await expect(resolveImageDigest(`${host}/acme/web:1`, access)).rejects.toThrow(
           `TLS failure with https://${host}: self-signed certificate ` +
-            '(a private CA? give it in NODE_EXTRA_CA_CERTS)',
+            `(a private CA? put it in ${dir}/no-certs.d/${host}/ca.crt)`,
         );
       } finally {
         server.closeAllConnections();
         server.close();
       }
+    });
+
+    describe('certificates from certs.d, as Podman reads them', () => {
+      /** An https registry whose certificate a private CA signed; `clients`: a CA it asks for. */
+      async function tlsRegistry(clients?: PrivateCa) {
+        const server = createHttpsServer(
+          {
+            key: await readFile(serverCa.keyFile),
+            cert: await readFile(serverCa.certFile),
+            ...(clients
+              ? { requestCert: true, rejectUnauthorized: true, ca: await readFile(clients.caFile) }
+              : {}),
+          },
+          (req, res) => {
+            const peer = (req.socket as TLSSocket).getPeerCertificate();
+            subjects.push(String(peer.subject?.CN ?? ''));
+            manifest(req, res);
+          },
+        );
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        servers.push(server);
+        return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+      }
+      /** A certs.d root with `files` (name → source file) in the directory of `host`. */
+      async function certsDir(host: string, files: Record<string, string>) {
+        const root = await mkdtemp(join(dir, 'certs.d-'));
+        await mkdir(join(root, host));
+        for (const [name, from] of Object.entries(files))
+          await copyFile(from, join(root, host, name));
+        return root;
+      }
+      let serverCa: PrivateCa;
+      let clientCa: PrivateCa;
+      let servers: Server[] = [];
+      const subjects: string[] = [];
+      beforeAll(async () => {
+        serverCa = makePrivateCa(await mkdtemp(join(dir, 'server-ca-')), 'registry');
+        clientCa = makePrivateCa(await mkdtemp(join(dir, 'client-ca-')), 'devices');
+      });
+      afterEach(() => {
+        for (const server of servers) {
+          server.closeAllConnections();
+          server.close();
+        }
+        servers = [];
+      });
+
+      it('trusts the CA in the registry’s directory, beside the system’s', async () => {
+        const host = await tlsRegistry();
+        const root = await certsDir(host, { 'ca.crt': serverCa.caFile });
+        const access = { timeoutMs: 5000, certsDirs: [join(dir, 'absent'), root] };
+        expect(await resolveImageDigest(`${host}/acme/web:1`, access)).toBe(
+          `${host}/acme/web@${DIGEST}`,
+        );
+        // Another registry's directory is not this one's.
+        const other = await certsDir('127.0.0.1:1', { 'ca.crt': serverCa.caFile });
+        await expect(
+          resolveImageDigest(`${host}/acme/web:1`, { timeoutMs: 5000, certsDirs: [other] }),
+        ).rejects.toThrow(`(a private CA? put it in ${other}/${host}/ca.crt)`);
+      });
+
+      it('presents the client certificate (.cert with its .key) to a registry that asks for one', async () => {
+        const host = await tlsRegistry(clientCa);
+        const root = await certsDir(host, {
+          'ca.crt': serverCa.caFile,
+          'client.cert': clientCa.certFile,
+          'client.key': clientCa.keyFile,
+        });
+        const access = { timeoutMs: 5000, certsDirs: [root] };
+        expect(await resolveImageDigest(`${host}/acme/web:1`, access)).toBe(
+          `${host}/acme/web@${DIGEST}`,
+        );
+        expect(subjects.at(-1)).toBe('broker'); // the client CA's certificate, as makePrivateCa names it
+
+        const noClient = await certsDir(host, { 'ca.crt': serverCa.caFile });
+        await expect(
+          resolveImageDigest(`${host}/acme/web:1`, { timeoutMs: 5000, certsDirs: [noClient] }),
+        ).rejects.toThrow(
+          `image ${host}/acme/web:1: cannot reach https://${host}: other side closed ` +
+            `(does it ask for a client certificate? put it in ${noClient}/${host} as client.cert and client.key)`,
+        );
+      });
+
+      it('refuses a key without its certificate, naming the directory', async () => {
+        const host = await tlsRegistry();
+        const root = await certsDir(host, {
+          'ca.crt': serverCa.caFile,
+          'client.key': clientCa.keyFile,
+        });
+        await expect(
+          resolveImageDigest(`${host}/acme/web:1`, { timeoutMs: 5000, certsDirs: [root] }),
+        ).rejects.toThrow(
+          `image ${host}/acme/web:1: certificates ${root}/${host}: client.key without client.cert`,
+        );
+      });
     });
 
     it('gives up after timeoutMs when the registry does not answer', async () => {
@@ -405,6 +503,9 @@ describe('loadRegistryAccess', () => {
       }),
     ).toEqual({ authFile: file, insecure: ['10.213.0.1:5000', 'localhost:5000'] });
     expect(loadRegistryAccess({})).toEqual({});
+    expect(loadRegistryAccess({ PODFLEET_REGISTRY_CERTS_DIR: dir })).toEqual({
+      certsDirs: [dir],
+    });
   });
 
   it.each([
@@ -414,6 +515,11 @@ describe('loadRegistryAccess', () => {
     [
       { PODFLEET_REGISTRY_AUTH_FILE: '/nonexistent/auth.json' },
       /auth.json: cannot read \(ENOENT\)$/,
+    ],
+    [{ PODFLEET_REGISTRY_CERTS_DIR: 'certs.d' }, /^PODFLEET_REGISTRY_CERTS_DIR: must be an abs/],
+    [
+      { PODFLEET_REGISTRY_CERTS_DIR: '/nonexistent/certs.d' },
+      /^PODFLEET_REGISTRY_CERTS_DIR: \/nonexistent\/certs.d: cannot read \(ENOENT\)$/,
     ],
   ])('names the variable: %j', (env, message) => {
     expect(() => loadRegistryAccess(env)).toThrow(message);

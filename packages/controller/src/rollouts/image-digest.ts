@@ -1,6 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { rootCertificates } from 'node:tls';
+// Node's fetch is undici's; its Agent carries per-registry TLS settings as fetch's `dispatcher`.
+import { Agent } from 'undici';
 import { z } from 'zod';
 import {
   formatIssues,
@@ -19,6 +23,12 @@ export interface RegistryAccess {
   authFile?: string;
   /** Registry `host[:port]`s spoken to over plain http (registries.conf `insecure = true`). */
   insecure?: readonly string[];
+  /**
+   * containers-certs.d(5) roots, as Podman looks them up: the first with a `host[:port]` directory
+   * gives that registry's CAs (`*.crt`, beside the system ones) and client certificate (`*.cert`
+   * with its `*.key`). Default: /etc/containers/certs.d, then /etc/docker/certs.d.
+   */
+  certsDirs?: readonly string[];
   /** For the whole resolve, token request included. */
   timeoutMs?: number;
 }
@@ -35,6 +45,7 @@ export class ImageResolveError extends Error {
 }
 
 const DEFAULT_TIMEOUT_MS = 15_000;
+const CERTS_DIRS = ['/etc/containers/certs.d', '/etc/docker/certs.d'];
 const MANIFEST_TYPES = [
   'application/vnd.oci.image.index.v1+json',
   'application/vnd.oci.image.manifest.v1+json',
@@ -53,7 +64,11 @@ export async function resolveImageDigest(image: string, access: RegistryAccess):
   if (!reference) throw new ImageResolveError(image, 'not an image reference');
   if (reference.digest) return image;
   const session = new RegistrySession(image, reference, access);
-  return withDigest(image, await session.manifestDigest(reference.tag ?? 'latest'));
+  try {
+    return withDigest(image, await session.manifestDigest(reference.tag ?? 'latest'));
+  } finally {
+    await session.close();
+  }
 }
 
 /** One resolve's conversation with a registry: its endpoint, deadline and authorization. */
@@ -67,6 +82,8 @@ class RegistrySession {
   private authorization: string | undefined;
   /** The auth file entry the authorization came from, for the error when it is refused. */
   private login: string | undefined;
+  /** The certs.d directory of the registry, and the TLS settings it gave; none without one. */
+  private tls: { dir: string; agent: Agent; client: boolean } | undefined;
 
   constructor(
     private readonly image: string,
@@ -88,6 +105,7 @@ class RegistrySession {
 
   /** HEAD for the Docker-Content-Digest header; GET when HEAD does not give it. */
   async manifestDigest(tag: string): Promise<string> {
+    await this.loadCertificates();
     const url = `${this.origin}/v2/${this.repository}/manifests/${tag}`;
     const head = await this.send(url, 'HEAD');
     const headDigest = head.headers.get('docker-content-digest');
@@ -126,6 +144,7 @@ class RegistrySession {
             ...(this.authorization ? { authorization: this.authorization } : {}),
           },
           signal: this.signal,
+          ...this.dispatcher(),
         }),
       );
     const response = await request();
@@ -155,6 +174,7 @@ class RegistrySession {
       fetch(realm, {
         headers: basic ? { authorization: `Basic ${basic}` } : {},
         signal: this.signal,
+        ...this.dispatcher(),
       }),
     );
     const body = await this.read(answer, realm.href);
@@ -190,20 +210,77 @@ class RegistrySession {
     return undefined;
   }
 
+  /**
+   * The registry's certs.d directory, as Podman reads it: CAs added to the system's, and a client
+   * certificate. Its token service is spoken to with the same settings, as Podman does.
+   */
+  private async loadCertificates(): Promise<void> {
+    for (const root of this.access.certsDirs ?? CERTS_DIRS) {
+      const dir = join(root, this.host);
+      let names: string[];
+      try {
+        names = (await readdir(dir)).sort();
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw this.fail(`certificates ${dir}: ${fileProblem(error)}`);
+      }
+      const read = async (name: string) => {
+        try {
+          return await readFile(join(dir, name), 'utf8');
+        } catch (error) {
+          throw this.fail(`certificates ${dir}: ${name}: ${fileProblem(error)}`);
+        }
+      };
+      const ca: string[] = [];
+      let client: { cert: string; key: string } | undefined;
+      for (const name of names) {
+        if (name.endsWith('.crt')) ca.push(await read(name));
+        const base = name.replace(/\.(cert|key)$/, '');
+        if (base === name) continue;
+        const pair = [`${base}.cert`, `${base}.key`];
+        const missing = pair.find((file) => !names.includes(file));
+        if (missing) throw this.fail(`certificates ${dir}: ${name} without ${missing}`);
+        if (name.endsWith('.cert'))
+          client = { cert: await read(pair[0]!), key: await read(pair[1]!) };
+      }
+      const connect = {
+        ...(ca.length > 0 ? { ca: [...rootCertificates, ...ca] } : {}),
+        ...client,
+      };
+      this.tls = { dir, agent: new Agent({ connect }), client: client !== undefined };
+      return;
+    }
+  }
+
+  private dispatcher(): { dispatcher?: Agent } {
+    return this.tls ? { dispatcher: this.tls.agent } : {};
+  }
+
+  async close(): Promise<void> {
+    await this.tls?.agent.close();
+  }
+
   /** A fetch whose network failure becomes this image's one-line error. */
   private async guard(url: string, request: () => Promise<Response>): Promise<Response> {
     try {
       return await request();
     } catch (error) {
-      throw this.fail(networkProblem(error, url, this.timeoutMs));
+      throw this.fail(networkProblem(error, url, this.timeoutMs, this.certsHint()));
     }
+  }
+
+  /** Where the registry's certificates came from, or would go: for the hint of a TLS failure. */
+  private certsHint(): CertsHint {
+    if (this.tls) return { dir: this.tls.dir, used: true, client: this.tls.client };
+    const dir = join((this.access.certsDirs ?? CERTS_DIRS)[0]!, this.host);
+    return { dir, used: false, client: false };
   }
 
   private async read(response: Response, url: string): Promise<Buffer> {
     try {
       return Buffer.from(await response.arrayBuffer());
     } catch (error) {
-      throw this.fail(networkProblem(error, url, this.timeoutMs));
+      throw this.fail(networkProblem(error, url, this.timeoutMs, this.certsHint()));
     }
   }
 
@@ -298,7 +375,15 @@ function statusOf(response: Response): string {
   return response.statusText ? `${response.status} ${response.statusText}` : `${response.status}`;
 }
 
-function networkProblem(error: unknown, url: string, timeoutMs: number): string {
+interface CertsHint {
+  dir: string;
+  /** Whether the TLS settings came from it. */
+  used: boolean;
+  /** Whether a client certificate was presented. */
+  client: boolean;
+}
+
+function networkProblem(error: unknown, url: string, timeoutMs: number, certs: CertsHint): string {
   const { protocol, host, hostname } = new URL(url);
   const at = `${protocol}//${host}`;
   const name = error instanceof Error ? error.name : '';
@@ -314,14 +399,30 @@ function networkProblem(error: unknown, url: string, timeoutMs: number): string 
     // OpenSSL's own text is `…:SSL routines:ssl3_get_record:wrong version number:…`.
     const reason = /SSL routines:[^:]*:([^:]+)/.exec(detail)?.[1] ?? detail;
     const plain = /wrong version number|packet length/.test(reason);
-    const hint = plain ? ' (plain http? list it in PODFLEET_REGISTRY_INSECURE)' : '';
+    const hint = plain
+      ? ' (plain http? list it in PODFLEET_REGISTRY_INSECURE)'
+      : /certificate required|handshake failure/.test(reason)
+        ? ` (${clientHint(certs)})`
+        : '';
     return `TLS failure with ${at}: ${reason}${hint}`;
   }
+  // TLS 1.3: a registry that wants a client certificate closes the connection after the handshake.
+  if (protocol === 'https:' && /other side closed|socket hang up/.test(detail) && !certs.client) {
+    return `cannot reach ${at}: ${detail} (${clientHint(certs)})`;
+  }
   if (/CERT|UNABLE_TO_VERIFY/.test(code)) {
-    // Node's fetch trusts its own CA list and NODE_EXTRA_CA_CERTS, not /etc/containers/certs.d.
-    return `TLS failure with ${at}: ${detail} (a private CA? give it in NODE_EXTRA_CA_CERTS)`;
+    const hint = certs.used
+      ? `certificates from ${certs.dir}`
+      : `a private CA? put it in ${certs.dir}/ca.crt`;
+    return `TLS failure with ${at}: ${detail} (${hint})`;
   }
   return `cannot reach ${at}: ${detail}`;
+}
+
+function clientHint(certs: CertsHint): string {
+  return certs.client
+    ? `client certificate from ${certs.dir}`
+    : `does it ask for a client certificate? put it in ${certs.dir} as client.cert and client.key`;
 }
 
 /** A Node system error's code; undici wraps several address attempts in an AggregateError. */
@@ -358,6 +459,12 @@ const RegistryEnv = z.object({
     .trim()
     .startsWith('/', { message: 'must be an absolute path' })
     .optional(),
+  /** The containers-certs.d(5) root to use instead of /etc/containers/certs.d, /etc/docker/certs.d. */
+  PODFLEET_REGISTRY_CERTS_DIR: z
+    .string()
+    .trim()
+    .startsWith('/', { message: 'must be an absolute path' })
+    .optional(),
   /** Comma-separated `host[:port]`s spoken to over plain http, as the devices' registries.conf. */
   PODFLEET_REGISTRY_INSECURE: z
     .string()
@@ -385,8 +492,22 @@ export function loadRegistryAccess(env: Readonly<Record<string, unknown>>): Regi
   );
   const parsed = RegistryEnv.safeParse(present);
   if (!parsed.success) throw new ConfigError(formatIssues(parsed.error));
-  const { PODFLEET_REGISTRY_AUTH_FILE: authFile, PODFLEET_REGISTRY_INSECURE: insecure } =
-    parsed.data;
+  const {
+    PODFLEET_REGISTRY_AUTH_FILE: authFile,
+    PODFLEET_REGISTRY_INSECURE: insecure,
+    PODFLEET_REGISTRY_CERTS_DIR: certsDir,
+  } = parsed.data;
+  if (certsDir) {
+    let directory = false;
+    try {
+      directory = statSync(certsDir).isDirectory();
+    } catch (error) {
+      throw new ConfigError([`PODFLEET_REGISTRY_CERTS_DIR: ${certsDir}: ${fileProblem(error)}`]);
+    }
+    if (!directory) {
+      throw new ConfigError([`PODFLEET_REGISTRY_CERTS_DIR: ${certsDir}: not a directory`]);
+    }
+  }
   if (authFile) {
     try {
       loginsIn(readFileSync(authFile, 'utf8'));
@@ -397,5 +518,6 @@ export function loadRegistryAccess(env: Readonly<Record<string, unknown>>): Regi
   return {
     ...(authFile ? { authFile } : {}),
     ...(insecure && insecure.length > 0 ? { insecure } : {}),
+    ...(certsDir ? { certsDirs: [certsDir] } : {}),
   };
 }

@@ -55,6 +55,7 @@ export const ServeConfig = z.object({
   // How the controller reaches registries: checked, naming the variable, by rollouts/image-digest.ts.
   PODFLEET_REGISTRY_AUTH_FILE: z.string().optional(),
   PODFLEET_REGISTRY_INSECURE: z.string().optional(),
+  PODFLEET_REGISTRY_CERTS_DIR: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type ServeConfig = z.output<typeof ServeConfig>;
