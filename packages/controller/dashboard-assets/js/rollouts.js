@@ -12,7 +12,7 @@ import { h } from './view-node.js';
  * @typedef {{ reason: FailureReason, unit?: string, detail?: string, journal: string[] }} DeviceFailure
  * @typedef {{
  *   id: string, batch: number, state: DeviceState, from: string, to: string, reason?: string,
- *   online: boolean, hold?: string, failure?: DeviceFailure
+ *   online: boolean, hold?: string, failure?: DeviceFailure, accepted?: boolean
  * }} RolloutDevice
  * @typedef {{
  *   index: number, kind: 'canary' | 'batch', state: 'pending' | 'running' | 'done',
@@ -200,6 +200,7 @@ function statusView(status, selected) {
                 'td',
                 { class: 'reason' },
                 device.reason ?? 'no reason reported',
+                device.accepted && h('span', { class: 'muted' }, ' (accepted on resume)'),
                 device.failure && journalView(status.id, device.id, device.failure),
               ),
             ),

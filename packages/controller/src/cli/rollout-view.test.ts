@@ -108,4 +108,15 @@ describe('the rollout watch view', () => {
     );
     expect(text).toContain('  b: crashed-after-start (web.service): restarted during its bake\n');
   });
+
+  it('marks the failures an operator resumed over', () => {
+    const s = status();
+    s.failures = [
+      device('b', 0, 'failed', { reason: 'web: not ready within 60s', accepted: true }),
+      device('e', 1, 'failed', { reason: 'web: not ready within 60s' }),
+    ];
+    expect(renderRollout(s)).toContain(
+      'failures:\n  b: web: not ready within 60s (accepted on resume)\n  e: web: not ready within 60s\n',
+    );
+  });
 });

@@ -46,7 +46,7 @@ export function renderRollout(status: RolloutStatus, maxFailures = 10): string {
     lines.push('', 'failures:');
     for (const device of failures.slice(0, maxFailures))
       lines.push(
-        `  ${device.id}: ${device.failure ? `${device.failure.reason}${device.failure.unit ? ` (${device.failure.unit})` : ''}: ` : ''}${device.reason ?? 'failed'}`,
+        `  ${device.id}: ${device.failure ? `${device.failure.reason}${device.failure.unit ? ` (${device.failure.unit})` : ''}: ` : ''}${device.reason ?? 'failed'}${device.accepted ? ' (accepted on resume)' : ''}`,
       );
     const more = Math.max(c.failed, failures.length) - Math.min(maxFailures, failures.length);
     if (more > 0) lines.push(`  … and ${more} more`);

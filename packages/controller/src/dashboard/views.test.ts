@@ -291,6 +291,14 @@ describe('rollout views: what holds devices, deferred devices, failures, approva
       .filter((e) => e.tag === 'tr')
       .at(-1)!;
     expect(cells(last)).toEqual(['—', 'no previous version']);
+
+    // One an operator resumed over says so beside its reason.
+    s.failures[1]!.accepted = true;
+    const accepted = elements(view(s)).find((e) => e.attrs.class === 'failed')!;
+    const row = elements(accepted)
+      .filter((e) => e.tag === 'tr')
+      .at(-1)!;
+    expect(cells(row)).toEqual(['—', 'no previous version (accepted on resume)']);
   });
 
   it('offers "Approve batch N" only while an approval holds the current batch', () => {

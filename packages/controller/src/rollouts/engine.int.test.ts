@@ -298,6 +298,14 @@ describe('rollout engine on Postgres with a simulated fleet', () => {
     expect(status.reason).toContain('batch 1: 1 of 2 devices failed');
     expect(status.counts.failed).toBe(2);
     expect(await accepted()).toEqual([first]);
+    expect(status.failures.map((d) => [d.id, d.accepted ?? false])).toEqual([
+      [first, true],
+      [second, false],
+    ]);
+    const resumed = await db.prisma.auditEntry.findFirstOrThrow({
+      where: { target: `rollout/${started.id}`, action: 'rollout.resume' },
+    });
+    expect(resumed.details).toEqual({ acceptedFailures: 1 });
   });
 
   it('carries on after the controller restarts mid-rollout, and two controllers never step one rollout twice', async () => {

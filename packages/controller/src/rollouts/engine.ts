@@ -203,12 +203,16 @@ export class RolloutEngine {
         const approved = result.progress.approvedBatches.filter(
           (batch) => !progress.approvedBatches.includes(batch),
         );
+        const accepted = [...result.changes].filter(([, change]) => change.accepted).length;
         await tx.auditEntry.create({
           data: {
             actor,
             action: `rollout.${action}`,
             target: `rollout/${id}`,
-            details: approved.length > 0 ? { approvedAfterBatch: approved[0] } : {},
+            details: {
+              ...(approved.length > 0 ? { approvedAfterBatch: approved[0] } : {}),
+              ...(accepted > 0 ? { acceptedFailures: accepted } : {}),
+            },
           },
         });
         return { manifestsChange: result.manifestsChange, happenings: result.happenings };

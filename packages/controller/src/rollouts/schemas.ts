@@ -35,6 +35,8 @@ export const RolloutDeviceView = z.object({
   /** Why the policy holds it back now (window, budget, rate, approval, bake, offline). */
   hold: z.string().optional(),
   failure: DeviceFailure.optional(),
+  /** A failure an operator resumed over: thresholds and abort criteria no longer count it. */
+  accepted: z.boolean().optional(),
 });
 
 export const RolloutDeviceQuery = z.object({

@@ -30,13 +30,15 @@ interface DeviceRow {
   failureReason: FailureReason | null;
   failureUnit: string | null;
   failureJournal: string[] | null;
+  accepted: boolean;
 }
 
 const UUID = /^[0-9a-f-]{36}$/i;
 
 const DEVICE_COLUMNS = `rd.device_id AS id, rd.batch, rd.state::text AS state, rd.from_image AS "from",
   rd.to_image AS "to", rd.reason, d.online, rd.hold, rd.failure_reason AS "failureReason",
-  rd.failure_unit AS "failureUnit", rd.failure_journal AS "failureJournal"`;
+  rd.failure_unit AS "failureUnit", rd.failure_journal AS "failureJournal",
+  rd.accepted_failure AS accepted`;
 
 interface StatusRow {
   id: string;
@@ -191,6 +193,7 @@ function deviceStatus(row: DeviceRow): RolloutDeviceStatus {
     online: row.online,
     ...(row.reason ? { reason: row.reason } : {}),
     ...(row.hold ? { hold: row.hold } : {}),
+    ...(row.accepted ? { accepted: true } : {}),
     ...(row.failureReason
       ? {
           failure: {

@@ -12,6 +12,8 @@ export interface RolloutDeviceStatus {
   /** Why the policy holds it back now. */
   hold?: string;
   failure?: DeviceFailure;
+  /** A failure an operator resumed over. */
+  accepted?: boolean;
 }
 
 export interface RolloutBatchStatus {
