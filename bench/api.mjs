@@ -8,7 +8,7 @@ import { execFile, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
 import { promisify } from 'node:util';
-import { simFleet } from './support.mjs';
+import { insertDevices, simFleet } from './support.mjs';
 
 const h = await import('../packages/controller/dist/rollouts/e2e/harness.js');
 const N = Number(process.env.BENCH_DEVICES ?? 10_000);
@@ -57,7 +57,10 @@ try {
   const { ids, prefixOf, share } = simFleet(h, cleanups, base, N, PROCS);
   // Devices straight into the table (registering 10,000 through the CLI takes minutes), the rest
   // through the CLI as an operator would.
-  await prisma.device.createMany({ data: ids.map((id) => ({ id, labels: { fleet: base } })) });
+  await insertDevices(
+    prisma,
+    ids.map((id) => ({ id, labels: { fleet: base } })),
+  );
   await h.mustRun(e.cli('groups', 'create', 'edge', '--selector', `fleet=${base}`, '--priority', '1'), 'groups create'); // prettier-ignore
   const { writeFile } = await import('node:fs/promises');
   await writeFile(`${site.dataDir}/web.yaml`, `name: web\nimage: ${V1}\nready: { timeout: 20s, settle: 1s }\n`); // prettier-ignore

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
-import { simFleet } from './support.mjs';
+import { insertDevices, simFleet } from './support.mjs';
 
 const MQTT = process.env.PODFLEET_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 const V1 = 'registry.example/acme/web:1.0';
@@ -262,7 +262,10 @@ async function main() {
     else {
       // Above 5,000, registering through the CLI takes minutes: devices straight into the table,
       // the group, service and assignment through the CLI as provisionFleet does.
-      await prisma.device.createMany({ data: ids.map((id) => ({ id, labels: { fleet: base } })) });
+      await insertDevices(
+        prisma,
+        ids.map((id) => ({ id, labels: { fleet: base } })),
+      );
       await h.mustRun(e.cli('groups', 'create', 'edge', '--selector', `fleet=${base}`, '--priority', '1'), 'groups create'); // prettier-ignore
       const { writeFile } = await import('node:fs/promises');
       await writeFile(`${site.dataDir}/web.yaml`, `name: web\nimage: ${V1}\nready: { timeout: 20s, settle: 1s }\n`); // prettier-ignore

@@ -9,6 +9,7 @@ import { createScratchDatabase } from '../packages/controller/dist/db/testing.js
 import { DesiredSync } from '../packages/controller/dist/desired/sync.js';
 import { connectBroker } from '../packages/controller/dist/mqtt/connect.js';
 import { mqttManifestPublisher } from '../packages/controller/dist/mqtt/manifest-publisher.js';
+import { insertDevices } from './support.mjs';
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 10_000);
 const MQTT = process.env.BENCH_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
@@ -19,12 +20,13 @@ const broker = await connectBroker(MQTT, { clientId: `pf-bench-${randomUUID()}` 
 try {
   await db.migrate();
   const prefix = `bench-${randomUUID().slice(0, 6)}`;
-  await db.prisma.device.createMany({
-    data: Array.from({ length: DEVICES }, (_, i) => ({
+  await insertDevices(
+    db.prisma,
+    Array.from({ length: DEVICES }, (_, i) => ({
       id: `${prefix}-${i}`,
       labels: { site: i % 2 ? 'berlin' : 'paris' },
     })),
-  });
+  );
   await db.prisma.service.create({ data: { name: 'web' } });
   for (const revision of [1, 2]) {
     const spec = ServiceSpec.parse({
@@ -50,7 +52,9 @@ try {
     const start = performance.now();
     const result = await work();
     const seconds = (performance.now() - start) / 1000;
-    console.log(`${label.padEnd(52)} ${seconds.toFixed(2)} s  ${JSON.stringify(result)}`);
+    // A recompute's result lists every device it published to: the count says enough.
+    const shown = typeof result === 'object' ? { ...result, publishedDevices: undefined } : result;
+    console.log(`${label.padEnd(52)} ${seconds.toFixed(2)} s  ${JSON.stringify(shown)}`);
     return seconds;
   };
   console.log(
