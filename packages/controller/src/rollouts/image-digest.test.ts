@@ -439,6 +439,23 @@ describe('resolveImageDigest', () => {
         ).rejects.toThrow(`(a private CA? put it in ${other}/${host}/ca.crt)`);
       });
 
+      it('keeps trusting NODE_EXTRA_CA_CERTS beside the directory’s CAs', async () => {
+        const host = await tlsRegistry();
+        const root = await certsDir(host, { 'other.crt': clientCa.caFile });
+        const access = { timeoutMs: 5000, certsDirs: [root] };
+        await expect(resolveImageDigest(`${host}/acme/web:1`, access)).rejects.toThrow(
+          `(certificates from ${root}/${host})`,
+        );
+        vi.stubEnv('NODE_EXTRA_CA_CERTS', serverCa.caFile);
+        try {
+          expect(await resolveImageDigest(`${host}/acme/web:1`, access)).toBe(
+            `${host}/acme/web@${DIGEST}`,
+          );
+        } finally {
+          vi.unstubAllEnvs();
+        }
+      });
+
       it('presents the client certificate (.cert with its .key) to a registry that asks for one', async () => {
         const host = await tlsRegistry(clientCa);
         const root = await certsDir(host, {

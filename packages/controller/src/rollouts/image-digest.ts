@@ -243,8 +243,9 @@ class RegistrySession {
         if (name.endsWith('.cert'))
           client = { cert: await read(pair[0]!), key: await read(pair[1]!) };
       }
+      // Given CAs replace Node's defaults: the defaults, and NODE_EXTRA_CA_CERTS, go first again.
       const connect = {
-        ...(ca.length > 0 ? { ca: [...rootCertificates, ...ca] } : {}),
+        ...(ca.length > 0 ? { ca: [...rootCertificates, ...(await extraCas()), ...ca] } : {}),
         ...client,
       };
       this.tls = { dir, agent: new Agent({ connect }), client: client !== undefined };
@@ -373,6 +374,17 @@ function reasonIn(body: Buffer): string {
 /** `404 Not Found`: the status line as the registry sent it. */
 function statusOf(response: Response): string {
   return response.statusText ? `${response.status} ${response.statusText}` : `${response.status}`;
+}
+
+/** NODE_EXTRA_CA_CERTS, which Node adds to its defaults; unreadable, Node itself only warns. */
+async function extraCas(): Promise<string[]> {
+  const file = process.env.NODE_EXTRA_CA_CERTS;
+  if (!file) return [];
+  try {
+    return [await readFile(file, 'utf8')];
+  } catch {
+    return [];
+  }
 }
 
 interface CertsHint {
