@@ -1,21 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import {
   DeviceEvent,
-  generateSigningKey,
   renderUnits,
-  signManifest,
   type DeviceManifest,
   type ServiceSpecInput,
 } from '@podfleet/shared';
 import { VirtualClock } from '../clock/clock.js';
 import type { HostDriver } from '../host/host-driver.js';
 import { MemoryHost } from '../host/memory-host.js';
+import { signedManifest } from '../runtime/testing.js';
 import { MemoryStateStore } from '../state/state-store.js';
 import { planSteps } from './planner.js';
 import { reconcile, type ReconcileDeps } from './reconcile.js';
 import { readHostSnapshot } from './snapshot.js';
 
-const key = generateSigningKey();
 const V1 = 'registry.example/acme/web:1';
 const V2 = 'registry.example/acme/web:2';
 const web = (image: string, extra: Partial<ServiceSpecInput> = {}): ServiceSpecInput => ({
@@ -25,12 +23,8 @@ const web = (image: string, extra: Partial<ServiceSpecInput> = {}): ServiceSpecI
   ...extra,
 });
 
-function manifest(generation: number, services: ServiceSpecInput[]): DeviceManifest {
-  return signManifest(
-    { device: 'dev-1', generation, issuedAt: '2026-01-01T00:00:00.000Z', services },
-    key.privateKeyPem,
-  );
-}
+const manifest = (generation: number, services: ServiceSpecInput[]) =>
+  signedManifest('dev-1', generation, services);
 
 function device(podmanVersion = '4.3.1') {
   const clock = new VirtualClock();
