@@ -19,3 +19,4 @@ export * from './units/service-unit.js';
 export * from './units/quadlet-unit.js';
 export * from './units/socket-unit.js';
 export * from './units/render.js';
+export * from './reports/limits.js';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { topics, type DeviceEvent, type StateReport } from '@podfleet/shared';
+import { clipDeviceEvent, topics, type DeviceEvent, type StateReport } from '@podfleet/shared';
 import { PublishRefused, type DeviceLink } from '../session/device-link.js';
 import type { OutboxEntry, OutboxStore } from './outbox-store.js';
 
@@ -76,8 +76,9 @@ export class Outbox {
     this.link.off('up', this.pumpOnUp);
   }
 
+  /** The event goes out with its free text clipped to what the controller accepts. */
   enqueueEvent(event: DeviceEvent): Promise<void> {
-    const payload = JSON.stringify(event);
+    const payload = JSON.stringify(clipDeviceEvent(event));
     return this.add({ kind: 'event', topic: topics.events(event.device), payload, retain: false });
   }
 

@@ -7,6 +7,7 @@ import { ADMIN_TOKEN_FILE } from '../auth/bootstrap.js';
 import type { Role } from '../auth/roles.js';
 import type { DeviceView } from '../devices/schemas.js';
 import type { EventView } from '../events/list.js';
+import type { QuarantineView } from '../ingest/quarantine-routes.js';
 import type { AssignmentView, GroupView } from '../groups/schemas.js';
 import type { PinView } from '../pins/schemas.js';
 import type { AppliedRevision, ServiceSummary } from '../services/schemas.js';
@@ -251,11 +252,25 @@ export class ApiClient {
   }
 
   /** The newest `limit` events matching the filter, newest first. */
-  async events(filter: { device?: string; type?: string; since?: string }, limit: number) {
-    const items: Json<EventView>[] = [];
+  events(filter: { device?: string; type?: string; since?: string }, limit: number) {
+    return this.newest<EventView>('/v1/events', filter, limit);
+  }
+
+  /** The newest `limit` quarantined device messages, newest first. */
+  quarantine(filter: { device?: string }, limit: number) {
+    return this.newest<QuarantineView>('/v1/quarantine', filter, limit);
+  }
+
+  /** The first `limit` items of a paged list, following its cursors. */
+  private async newest<T>(
+    path: string,
+    filter: Record<string, string | undefined>,
+    limit: number,
+  ): Promise<Json<T>[]> {
+    const items: Json<T>[] = [];
     let cursor: string | undefined;
     do {
-      const page = await this.request<Page<EventView>>('GET', '/v1/events', undefined, {
+      const page = await this.request<Page<T>>('GET', path, undefined, {
         ...filter,
         limit: Math.min(500, limit - items.length),
         cursor,

@@ -4,6 +4,7 @@ import { registerAssign } from './assign.js';
 import { registerDevices } from './devices.js';
 import { registerEnroll } from './enroll.js';
 import { registerEvents } from './events.js';
+import { registerQuarantine } from './quarantine.js';
 import { registerGroups } from './groups.js';
 import { registerPin } from './pin.js';
 import { registerRender } from './render.js';
@@ -34,6 +35,7 @@ export function buildProgram(io: CliIo): Command {
   registerPin(program, io);
   registerTokens(program, io);
   registerEvents(program, io);
+  registerQuarantine(program, io);
   registerRollout(program, io);
   registerDeviceCommands(program, io);
   registerServe(program, io);

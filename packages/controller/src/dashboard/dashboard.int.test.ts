@@ -64,12 +64,15 @@ describe('dashboard in headless Chromium', () => {
     await ingest({
       events: [
         {
-          id: randomUUID(),
-          device: 'berlin-04',
-          at: new Date().toISOString(),
-          type: 'error',
-          message: MARKUP,
-          service: 'web',
+          event: {
+            id: randomUUID(),
+            device: 'berlin-04',
+            at: new Date().toISOString(),
+            type: 'error',
+            message: MARKUP,
+            service: 'web',
+          },
+          receivedAt: new Date(),
         },
       ],
     });

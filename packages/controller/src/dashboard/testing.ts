@@ -159,28 +159,34 @@ class SimulatedDevices {
       const reason = failures.get(id);
       const image = reason !== undefined && previous !== undefined ? previous : wanted;
       if (reason !== undefined && wanted !== undefined && previous !== undefined) {
-        batch.events.push(this.rollback(id, manifest.generation, wanted, previous, reason));
+        batch.events.push({
+          event: this.rollback(id, manifest.generation, wanted, previous, reason),
+          receivedAt: new Date(),
+        });
       }
       if (image !== undefined) this.running.set(id, image);
       this.applied.set(id, manifest.generation);
-      // Reports must be newer than the stored one to be taken: a clock that only moves forward.
+      // Reports must be received after the stored one to be taken: a clock that only moves forward.
       this.reportedAt = Math.max(this.reportedAt + 1, Date.now());
       batch.states.push({
-        device: id,
-        generation: manifest.generation,
-        reportedAt: new Date(this.reportedAt).toISOString(),
-        agent: { version: '0.1.0' },
-        host: FLEET.find((d) => d.id === id)?.host ?? CURRENT,
-        services: image
-          ? [
-              {
-                name: 'web',
-                image,
-                unit: { active: 'active', sub: 'running', restarts: 0 },
-                ready: true,
-              },
-            ]
-          : [],
+        receivedAt: new Date(this.reportedAt),
+        report: {
+          device: id,
+          generation: manifest.generation,
+          reportedAt: new Date(this.reportedAt).toISOString(),
+          agent: { version: '0.1.0' },
+          host: FLEET.find((d) => d.id === id)?.host ?? CURRENT,
+          services: image
+            ? [
+                {
+                  name: 'web',
+                  image,
+                  unit: { active: 'active', sub: 'running', restarts: 0 },
+                  ready: true,
+                },
+              ]
+            : [],
+        },
       });
     }
     return batch;

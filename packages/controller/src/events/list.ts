@@ -7,9 +7,9 @@ export const EventView = z.object({
   id: z.string(),
   device: z.string(),
   type: z.string(),
-  /** When it happened, by the device's clock. */
+  /** When it happened, by the device's clock (shown as the device's own: it may be off). */
   at: z.date(),
-  /** When the controller stored it. */
+  /** When the controller received it, by its own clock: the order of every listing. */
   receivedAt: z.date(),
   /** The DeviceEvent as the agent sent it. */
   payload: z.record(z.string(), z.unknown()),
@@ -21,9 +21,9 @@ const filters = {
     .string()
     .regex(/^[a-z][a-z-]{0,63}$/, { message: 'must be an event type such as apply or rollback' })
     .optional(),
-  /** Inclusive. */
+  /** Received at or after (inclusive), by the controller's clock. */
   since: z.iso.datetime({ offset: true }).optional(),
-  /** Exclusive. */
+  /** Received before (exclusive), by the controller's clock. */
   until: z.iso.datetime({ offset: true }).optional(),
   ...PageQuery,
 };
@@ -35,7 +35,10 @@ export type EventFilter = z.output<typeof EventQuery>;
 
 const Cursor = z.tuple([z.iso.datetime(), z.uuid()]);
 
-/** Device events newest first, paged by (at, id) so that equal timestamps page correctly. */
+/**
+ * Device events newest received first, paged by (receivedAt, id) so that equal timestamps page
+ * correctly. Never by the device's `at`: a device whose clock runs ahead would stay on top.
+ */
 export async function listEvents(
   prisma: PrismaClient,
   filter: EventFilter,
@@ -44,24 +47,25 @@ export async function listEvents(
   const where: Prisma.DeviceEventWhereInput = {
     ...(device === undefined ? {} : { deviceId: device }),
     ...(type === undefined ? {} : { type }),
-    at: {
+    receivedAt: {
       ...(since === undefined ? {} : { gte: new Date(since) }),
       ...(until === undefined ? {} : { lt: new Date(until) }),
     },
   };
   if (cursor !== undefined) {
-    const [at, id] = decodeCursor(cursor, Cursor);
-    where.OR = [{ at: { lt: new Date(at) } }, { at: new Date(at), id: { lt: id } }];
+    const [receivedAt, id] = decodeCursor(cursor, Cursor);
+    const time = new Date(receivedAt);
+    where.OR = [{ receivedAt: { lt: time } }, { receivedAt: time, id: { lt: id } }];
   }
   const rows = await prisma.deviceEvent.findMany({
     where,
-    orderBy: [{ at: 'desc' }, { id: 'desc' }],
+    orderBy: [{ receivedAt: 'desc' }, { id: 'desc' }],
     take: limit + 1,
   });
   return cutPage(
     rows,
     limit,
-    (row) => [row.at.toISOString(), row.id],
+    (row) => [row.receivedAt.toISOString(), row.id],
     (row) => ({
       id: row.id,
       device: row.deviceId,

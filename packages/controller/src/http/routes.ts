@@ -6,6 +6,7 @@ import { enrollmentTokenRoutes } from '../enrollment/token-routes.js';
 import { eventRoutes } from '../events/routes.js';
 import { assignmentRoutes } from '../groups/assignment-routes.js';
 import { groupRoutes } from '../groups/routes.js';
+import { quarantineRoutes } from '../ingest/quarantine-routes.js';
 import { pinRoutes } from '../pins/routes.js';
 import { serviceRoutes } from '../services/routes.js';
 import { tokenRoutes } from '../tokens/routes.js';
@@ -25,6 +26,7 @@ export function apiRoutes(options: ApiOptions = {}): RoutePlugin[] {
     serviceRoutes,
     pinRoutes,
     eventRoutes,
+    quarantineRoutes,
     tokenRoutes,
     enrollmentTokenRoutes,
     enrollRoute(options.enroll),

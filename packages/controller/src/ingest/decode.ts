@@ -1,4 +1,5 @@
 import {
+  DEVICE_LIMITS,
   DeviceEvent,
   OnlineStatus,
   StateReport,
@@ -23,6 +24,12 @@ export function decodeDeviceMessage(topic: string, payload: Buffer): DecodeResul
   if (!parsedTopic) return { ok: false, reason: `not a device topic: ${topic}` };
   const { device, kind } = parsedTopic;
   if (kind === 'online') {
+    if (payload.length > DEVICE_LIMITS.onlineBytes)
+      return {
+        ok: false,
+        device,
+        reason: `online: ${payload.length} bytes, at most ${DEVICE_LIMITS.onlineBytes}`,
+      };
     const status = OnlineStatus.safeParse(payload.toString().trim());
     return status.success
       ? { ok: true, message: { kind: 'online', device, status: status.data } }
@@ -30,6 +37,9 @@ export function decodeDeviceMessage(topic: string, payload: Buffer): DecodeResul
   }
   if (kind !== 'state' && kind !== 'events')
     return { ok: false, device, reason: `not ingested: ${kind}` };
+  const limit = kind === 'state' ? DEVICE_LIMITS.stateBytes : DEVICE_LIMITS.eventBytes;
+  if (payload.length > limit)
+    return { ok: false, device, reason: `${kind}: ${payload.length} bytes, at most ${limit}` };
   let json: unknown;
   try {
     json = JSON.parse(payload.toString());

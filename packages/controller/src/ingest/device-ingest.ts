@@ -5,6 +5,7 @@ import type { SqlSession } from '../db/session.js';
 import { Batcher } from './batcher.js';
 import { decodeDeviceMessage, type DecodedMessage } from './decode.js';
 import { IngestJournal } from './journal.js';
+import { QuarantineGate, storeQuarantined, type QuarantineEntry } from './quarantine.js';
 import { storeBatch, type IngestBatch, type IngestCounts } from './store.js';
 
 export interface IngestOptions {
@@ -24,7 +25,11 @@ export interface IngestOptions {
 
 export interface IngestStats {
   received: number;
+  /** Refused on arrival: outside the bounds or the schemas of what a device may send. */
   invalid: number;
+  /** Rows written to the quarantine: refused messages (as many as QuarantineGate lets through) and
+   * messages the database refused alone. */
+  quarantined: number;
   stored: IngestCounts;
 }
 
@@ -34,8 +39,15 @@ interface Corkable {
 }
 
 interface Item {
-  seq: number;
-  message: DecodedMessage;
+  /** Its journal record; none for a message refused on arrival (it is never journaled). */
+  seq: number | undefined;
+  topic: string;
+  payload: Buffer;
+  /** By this controller's clock. */
+  receivedAt: number;
+  /** What it says, or why it was refused. */
+  message: DecodedMessage | undefined;
+  refused?: { device?: string | undefined; reason: string };
 }
 
 /**
@@ -53,6 +65,7 @@ export class DeviceIngest {
   readonly stats: IngestStats = {
     received: 0,
     invalid: 0,
+    quarantined: 0,
     stored: { states: 0, events: 0, online: 0, unknownDevices: 0 },
   };
   /** Set after construction when the listener is built later (the rollout engine). */
@@ -69,6 +82,7 @@ export class DeviceIngest {
   private readonly maxWaiting: number;
   private recovering: Promise<void> | undefined;
   private closed = false;
+  private readonly gate = new QuarantineGate();
 
   constructor(private readonly options: IngestOptions) {
     this.maxWaiting = 2 * (options.maxBatch ?? 2000);
@@ -97,9 +111,14 @@ export class DeviceIngest {
       for (let start = 0; start < records.length; start += 2000) {
         const chunk = records.slice(start, start + 2000);
         const items: Item[] = [];
-        for (const record of chunk) {
-          const decoded = decodeDeviceMessage(record.topic, record.payload);
-          if (decoded.ok) items.push({ seq: record.seq, message: decoded.message });
+        for (const { seq, topic, payload, receivedAt = Date.now() } of chunk) {
+          // Journaled by an older controller under looser rules, or damaged: quarantined, not lost.
+          const decoded = decodeDeviceMessage(topic, payload);
+          items.push(
+            decoded.ok
+              ? { seq, topic, payload, receivedAt, message: decoded.message }
+              : { seq, topic, payload, receivedAt, message: undefined, refused: decoded },
+          );
         }
         await this.write(items);
         await this.journal.commit(chunk.at(-1)!.seq);
@@ -154,18 +173,37 @@ export class DeviceIngest {
   receive(topic: string, payload: Buffer, from?: MqttClient): void {
     if (this.closed) return;
     this.stats.received++;
+    const receivedAt = Date.now();
     const decoded = decodeDeviceMessage(topic, payload);
     if (!decoded.ok) {
       this.stats.invalid++;
-      this.options.log.warn(
-        { device: decoded.device, topic },
-        `invalid device message dropped: ${decoded.reason}`,
-      );
+      // Acknowledged and not journaled: the broker must not hand it over again.
+      if (this.admitRefusal(decoded.device ?? topic) && !this.journalOnly)
+        this.batcher.add({
+          seq: undefined,
+          topic,
+          payload,
+          receivedAt,
+          message: undefined,
+          refused: decoded,
+        });
       return;
     }
-    const seq = this.journal.append(topic, payload);
+    const seq = this.journal.append(topic, payload, receivedAt);
     this.holdAcks(from);
-    if (!this.journalOnly) this.batcher.add({ seq, message: decoded.message });
+    if (!this.journalOnly)
+      this.batcher.add({ seq, topic, payload, receivedAt, message: decoded.message });
+  }
+
+  /** Whether a refused message of `device` is recorded: a few a minute, the rest counted. */
+  private admitRefusal(device: string): boolean {
+    const { record, droppedBefore } = this.gate.admit(device);
+    if (droppedBefore > 0)
+      this.options.log.warn(
+        { device: printable(device), refused: droppedBefore },
+        'device messages refused in the last minute beyond those quarantined (counted only)',
+      );
+    return record;
   }
 
   /** Stores everything received so far. */
@@ -208,8 +246,10 @@ export class DeviceIngest {
     try {
       this.releaseRead();
       await this.write(items);
+      const last = items.findLast((item) => item.seq !== undefined)?.seq;
+      if (last === undefined) return;
       this.journal
-        .commit(items.at(-1)!.seq)
+        .commit(last)
         .catch((error: unknown) =>
           this.options.log.warn(
             { err: error },
@@ -250,13 +290,78 @@ export class DeviceIngest {
     }
   }
 
+  /**
+   * Stores the valid messages and quarantines the rest. Throws only when the database does not
+   * answer: then the journal keeps everything for the replay.
+   */
   private async write(items: Item[]): Promise<void> {
     if (items.length === 0) return;
+    const quarantine: QuarantineEntry[] = [];
+    const valid: Item[] = [];
+    for (const item of items) {
+      if (item.refused) quarantine.push(this.entry(item, item.refused.reason));
+      else valid.push(item);
+    }
+    await this.storeIsolating(valid, quarantine);
+    if (quarantine.length === 0) return;
+    await this.options.withSession((session) => storeQuarantined(session, quarantine));
+    this.stats.quarantined += quarantine.length;
+    for (const entry of quarantine)
+      this.options.log.warn(
+        { device: entry.device && printable(entry.device), topic: printable(entry.topic) },
+        `device message quarantined: ${printable(entry.reason)}`,
+      );
+  }
+
+  /**
+   * Stores `items`; when the database answers but refuses them, stores each half apart, down to
+   * the one message it refuses alone, which goes to `quarantine`: one record never holds up the
+   * rest of its batch, nor the journal's replay at start.
+   */
+  private async storeIsolating(items: Item[], quarantine: QuarantineEntry[]): Promise<void> {
+    if (items.length === 0) return;
+    try {
+      await this.store(items);
+    } catch (error) {
+      if (isTransient(error) || !(await this.databaseAnswers())) throw error;
+      if (items.length > 1) {
+        const middle = items.length >> 1;
+        await this.storeIsolating(items.slice(0, middle), quarantine);
+        await this.storeIsolating(items.slice(middle), quarantine);
+        return;
+      }
+      const reason = `database refused it: ${(error as Error).message}`;
+      quarantine.push(this.entry(items[0]!, reason));
+    }
+  }
+
+  private entry(item: Item, reason: string): QuarantineEntry {
+    return {
+      device: item.refused ? item.refused.device : item.message?.device,
+      topic: item.topic,
+      reason,
+      payload: item.payload,
+      receivedAt: new Date(item.receivedAt),
+    };
+  }
+
+  private async databaseAnswers(): Promise<boolean> {
+    try {
+      await this.options.withSession((session) => session.query('SELECT 1'));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async store(items: Item[]): Promise<void> {
     const batch: IngestBatch = { states: [], events: [], online: [] };
-    for (const { message } of items) {
-      if (message.kind === 'state') batch.states.push(message.state);
-      else if (message.kind === 'event') batch.events.push(message.event);
-      else batch.online.push({ device: message.device, status: message.status, at: new Date() });
+    for (const { message, receivedAt } of items) {
+      const at = new Date(receivedAt);
+      if (message?.kind === 'state') batch.states.push({ report: message.state, receivedAt: at });
+      else if (message?.kind === 'event')
+        batch.events.push({ event: message.event, receivedAt: at });
+      else if (message) batch.online.push({ device: message.device, status: message.status, at });
     }
     const counts = await this.options.withSession((session) => storeBatch(session, batch));
     this.stats.stored.states += counts.states;
@@ -266,4 +371,20 @@ export class DeviceIngest {
     this.options.log.debug(counts, 'device messages stored');
     (this.onStored ?? this.options.onStored)?.(batch, counts);
   }
+}
+
+/**
+ * Errors that say nothing about the data: lost connections, deadlocks, serialization failures,
+ * cancelled statements, resources (SQLSTATE classes 08, 40, 53, 57, 58 and lock timeouts).
+ */
+function isTransient(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string') return false;
+  return /^(08|40|53|57|58)/.test(code) || code === '55P03';
+}
+
+/** A device's text in a log line: control characters shown, not passed to a terminal. */
+function printable(value: string): string {
+  const shown = value.length > 512 ? `${value.slice(0, 512)}…` : value;
+  return JSON.stringify(shown).slice(1, -1);
 }

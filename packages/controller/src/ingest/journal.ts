@@ -15,10 +15,15 @@ export interface JournalRecord {
   seq: number;
   topic: string;
   payload: Buffer;
+  /** When the controller received it (ms, its own clock); absent in records of older journals. */
+  receivedAt?: number;
 }
 
 const SEGMENT = /^segment-(\d{16})\.log$/;
 const HEADER = 12; // u32 topic length, u32 payload length, u32 checksum
+/** Set in the topic length of a frame that carries its receive time (f64 ms) before the topic. */
+const TIMED = 0x8000_0000;
+const TIME = 8;
 
 /**
  * The controller acknowledges a device's message to the broker only after writing it here, and
@@ -76,14 +81,15 @@ export class IngestJournal {
     return records;
   }
 
-  /** Frames one message for the next `write`; returns its sequence number. */
-  append(topic: string, payload: Buffer): number {
+  /** Frames one message, received at `receivedAt`, for the next `write`; returns its sequence number. */
+  append(topic: string, payload: Buffer, receivedAt = Date.now()): number {
     const topicLength = Buffer.byteLength(topic);
-    const frame = Buffer.allocUnsafe(HEADER + topicLength + payload.length);
-    frame.writeUInt32LE(topicLength, 0);
+    const frame = Buffer.allocUnsafe(HEADER + TIME + topicLength + payload.length);
+    frame.writeUInt32LE((topicLength | TIMED) >>> 0, 0);
     frame.writeUInt32LE(payload.length, 4);
-    frame.write(topic, HEADER);
-    payload.copy(frame, HEADER + topicLength);
+    frame.writeDoubleLE(receivedAt, HEADER);
+    frame.write(topic, HEADER + TIME);
+    payload.copy(frame, HEADER + TIME + topicLength);
     frame.writeUInt32LE(checksum(frame, HEADER), 8);
     this.unwritten.push(frame);
     this.unwrittenBytes += frame.length;
@@ -217,17 +223,22 @@ function readSegment(dir: string, start: number): JournalRecord[] {
   let offset = 0;
   let seq = start;
   while (offset + HEADER <= data.length) {
-    const topicLength = data.readUInt32LE(offset);
+    const lengthField = data.readUInt32LE(offset);
+    // Frames written before receive times were kept have none.
+    const timed = (lengthField & TIMED) !== 0;
+    const topicLength = lengthField & ~TIMED;
     const payloadLength = data.readUInt32LE(offset + 4);
-    const end = offset + HEADER + topicLength + payloadLength;
+    const body = offset + HEADER + (timed ? TIME : 0);
+    const end = body + topicLength + payloadLength;
     if (end > data.length) break;
     if (checksum(data.subarray(offset, end), HEADER) !== data.readUInt32LE(offset + 8)) break;
-    const body = offset + HEADER;
-    records.push({
+    const record: JournalRecord = {
       seq: seq++,
       topic: data.toString('utf8', body, body + topicLength),
       payload: Buffer.from(data.subarray(body + topicLength, end)),
-    });
+    };
+    if (timed) record.receivedAt = data.readDoubleLE(offset + HEADER);
+    records.push(record);
     offset = end;
   }
   return records;

@@ -1,10 +1,13 @@
 import type { DeviceEvent, OnlineStatus, StateReport } from '@podfleet/shared';
 import type { SqlSession } from '../db/session.js';
 
-/** What one batch of device messages writes. */
+/**
+ * What one batch of device messages writes, each with when this controller received it: the
+ * controller's clock orders reports and dates liveness, never the device's (docs/security.md).
+ */
 export interface IngestBatch {
-  states: StateReport[];
-  events: DeviceEvent[];
+  states: { report: StateReport; receivedAt: Date }[];
+  events: { event: DeviceEvent; receivedAt: Date }[];
   online: { device: string; status: OnlineStatus; at: Date }[];
 }
 
@@ -20,7 +23,7 @@ export interface IngestCounts {
  * Writes a batch with one statement per kind (`unnest` of parallel arrays), so that ingest costs a
  * few round trips per batch, not one per message; in one transaction when it takes more than one
  * statement. Replaying a batch changes nothing: events are keyed by their id, and a state report
- * older than the stored one is ignored.
+ * received before the stored one is ignored.
  */
 export async function storeBatch(session: SqlSession, batch: IngestBatch): Promise<IngestCounts> {
   const kinds = [batch.states, batch.events, batch.online].filter((list) => list.length > 0);
@@ -29,8 +32,8 @@ export async function storeBatch(session: SqlSession, batch: IngestBatch): Promi
       tx,
       latestPerDevice(
         batch.states,
-        (s) => s.device,
-        (s) => Date.parse(s.reportedAt),
+        (s) => s.report.device,
+        (s) => s.receivedAt.getTime(),
       ),
     );
     const events = await storeEvents(tx, batch.events);
@@ -42,7 +45,10 @@ export async function storeBatch(session: SqlSession, batch: IngestBatch): Promi
         (o) => o.at.getTime(),
       ),
     );
-    const others = [...batch.states.map((s) => s.device), ...batch.online.map((o) => o.device)];
+    const others = [
+      ...batch.states.map((s) => s.report.device),
+      ...batch.online.map((o) => o.device),
+    ];
     const known = await knownDevices(tx, others);
     const unknownDevices = others.filter((device) => !known.has(device)).length + events.unknown;
     return { states, events: events.stored, online, unknownDevices };
@@ -50,9 +56,10 @@ export async function storeBatch(session: SqlSession, batch: IngestBatch): Promi
   return kinds.length > 1 ? session.transaction(store) : store(session);
 }
 
-async function storeStates(tx: SqlSession, states: StateReport[]): Promise<number> {
+async function storeStates(tx: SqlSession, states: IngestBatch['states']): Promise<number> {
   if (states.length === 0) return 0;
-  // One JSON array, as in storeEvents; the columns are read out of each report in SQL.
+  // One JSON array of [report, receivedAt], as in storeEvents; the columns are read out of each
+  // report in SQL. Newer is what this controller received later: a device's clock may jump.
   const [row] = await tx.query<{ stored: number }>(
     `WITH updated AS (
        UPDATE devices AS d SET
@@ -61,24 +68,23 @@ async function storeStates(tx: SqlSession, states: StateReport[]): Promise<numbe
          systemd_version = u.state->'host'->>'systemd', arch = u.state->'host'->>'arch',
          unit_style = (u.state->'host'->>'unitStyle')::unit_style, online = true,
          online_since = CASE WHEN d.online AND d.online_since IS NOT NULL THEN d.online_since ELSE u.at END,
-         last_seen = GREATEST(d.last_seen, u.at), updated_at = now()
+         last_seen = GREATEST(d.last_seen, u.at), state_received_at = u.at, updated_at = now()
        FROM (
-         SELECT e->>'device' AS id, e AS state, (e->>'reportedAt')::timestamptz AS at
+         SELECT e->0->>'device' AS id, e->0 AS state, (e->>1)::timestamptz AS at
          FROM jsonb_array_elements($1::jsonb) AS e
        ) AS u
-       WHERE d.id = u.id
-         AND (d.last_state IS NULL OR (d.last_state->>'reportedAt')::timestamptz <= u.at)
+       WHERE d.id = u.id AND (d.state_received_at IS NULL OR d.state_received_at <= u.at)
        RETURNING 1
      )
      SELECT count(*)::int AS stored FROM updated`,
-    [JSON.stringify(states)],
+    [JSON.stringify(states.map((s) => [s.report, s.receivedAt]))],
   );
   return row!.stored;
 }
 
 async function storeEvents(
   tx: SqlSession,
-  events: DeviceEvent[],
+  events: IngestBatch['events'],
 ): Promise<{ stored: number; unknown: number }> {
   if (events.length === 0) return { stored: 0, unknown: 0 };
   // One JSON array, not five parallel arrays: JSON.stringify is native, where pg escapes every
@@ -87,20 +93,20 @@ async function storeEvents(
   // the batch. Counted in SQL: the rows themselves need not travel back.
   const [counts] = await tx.query<{ stored: number; unknown: number }>(
     `WITH u AS (
-       SELECT (e->>'id')::uuid AS id, e->>'device' AS device, e->>'type' AS type,
-              (e->>'at')::timestamptz AS at, e AS payload
+       SELECT (e->0->>'id')::uuid AS id, e->0->>'device' AS device, e->0->>'type' AS type,
+              (e->0->>'at')::timestamptz AS at, (e->>1)::timestamptz AS received_at, e->0 AS payload
        FROM jsonb_array_elements($1::jsonb) AS e
      ), known AS (
        SELECT u.* FROM u JOIN devices d ON d.id = u.device
      ), stored AS (
-       INSERT INTO device_events (id, device_id, type, at, payload)
-       SELECT id, device, type, at, payload FROM known
+       INSERT INTO device_events (id, device_id, type, at, received_at, payload)
+       SELECT id, device, type, at, received_at, payload FROM known
        ON CONFLICT (id) DO NOTHING
        RETURNING 1
      )
      SELECT (SELECT count(*) FROM stored)::int AS stored,
             ((SELECT count(*) FROM u) - (SELECT count(*) FROM known))::int AS unknown`,
-    [JSON.stringify(events)],
+    [JSON.stringify(events.map((e) => [e.event, e.receivedAt]))],
   );
   return counts!;
 }

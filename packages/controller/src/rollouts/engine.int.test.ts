@@ -145,7 +145,14 @@ describe('rollout engine on Postgres with a simulated fleet', () => {
     }
     const client = await pool.connect();
     try {
-      await storeBatch(pgSession(client), { states, events, online: [] });
+      await storeBatch(pgSession(client), {
+        states: states.map((report) => ({
+          report,
+          receivedAt: new Date(Date.parse(report.reportedAt)),
+        })),
+        events: events.map((event) => ({ event, receivedAt: new Date() })),
+        online: [],
+      });
     } finally {
       client.release();
     }

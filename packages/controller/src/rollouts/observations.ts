@@ -15,7 +15,8 @@ interface DeviceRow {
   ready: boolean | null;
   restarts: number | null;
   activeSince: string | null;
-  reportedAt: string | null;
+  /** When a controller received the last state report (ms), by its own clock. */
+  reportedAt: number | null;
 }
 
 /**
@@ -39,7 +40,8 @@ export async function observeDevices(
        d.labels, s.value->>'image' AS image,
        CASE jsonb_typeof(s.value->'ready') WHEN 'boolean' THEN (s.value->'ready')::boolean END AS ready,
        CASE jsonb_typeof(s.value->'unit'->'restarts') WHEN 'number' THEN (s.value->'unit'->>'restarts')::int END AS restarts,
-       s.value->'unit'->>'activeSince' AS "activeSince", d.last_state->>'reportedAt' AS "reportedAt"
+       s.value->'unit'->>'activeSince' AS "activeSince",
+       (extract(epoch FROM d.state_received_at) * 1000)::float8 AS "reportedAt"
      FROM devices d
      LEFT JOIN LATERAL (
        SELECT value FROM jsonb_array_elements(
@@ -84,8 +86,9 @@ export async function observeDevices(
     if (device.restarts !== null) observation.restarts = device.restarts;
     const activeSince = device.activeSince === null ? NaN : Date.parse(device.activeSince);
     if (!Number.isNaN(activeSince)) observation.activeSince = activeSince;
-    const reportedAt = device.reportedAt === null ? NaN : Date.parse(device.reportedAt);
-    if (!Number.isNaN(reportedAt)) observation.reportedAt = reportedAt;
+    // The controller's receive time, not the device's reportedAt: the bake compares two reports'
+    // times, and a device's clock may jump between them.
+    if (device.reportedAt !== null) observation.reportedAt = Number(device.reportedAt);
     observations.set(device.id, observation);
   }
   return observations;

@@ -1,25 +1,32 @@
 import { z } from 'zod';
 import { DeviceId } from '../manifest/device-id.js';
 import { DeviceFailure } from './device-failure.js';
+import { clipDeviceText, DEVICE_LIMITS, deviceCount, deviceText, deviceTime } from './limits.js';
+
+const name = deviceText(DEVICE_LIMITS.name);
+const image = deviceText(DEVICE_LIMITS.image);
+const text = deviceText(DEVICE_LIMITS.text);
 
 const common = {
   /** Unique per event (a UUID), so that a redelivered event is stored once. */
   id: z.uuid(),
   device: DeviceId,
-  at: z.iso.datetime(),
+  /** By the device's clock: kept and shown as the device's own, never used to order events. */
+  at: deviceTime,
 };
 
 export const ApplyEvent = z
   .strictObject({
     ...common,
     type: z.literal('apply'),
-    generation: z.number().int().min(0),
+    generation: deviceCount,
     result: z.enum(['applied', 'failed', 'rejected']),
     /** Services whose units changed, with the image each now runs. */
     services: z
-      .array(z.strictObject({ name: z.string(), image: z.string(), action: z.string() }))
+      .array(z.strictObject({ name, image, action: name }))
+      .max(DEVICE_LIMITS.services)
       .default([]),
-    reason: z.string().optional(),
+    reason: text.optional(),
     /** Why it failed or was rejected, for the rollout policy; absent from older agents' events. */
     failure: DeviceFailure.optional(),
   })
@@ -30,10 +37,10 @@ export const ApplyEvent = z
 
 /** One line of `podman auto-update --format json`. */
 export const AutoUpdateResult = z.strictObject({
-  unit: z.string(),
-  container: z.string(),
-  image: z.string(),
-  policy: z.string(),
+  unit: name,
+  container: name,
+  image,
+  policy: name,
   updated: z.enum(['true', 'false', 'pending', 'failed', 'rolled back']),
 });
 
@@ -41,19 +48,19 @@ export const AutoUpdateEvent = z.strictObject({
   ...common,
   type: z.literal('auto-update'),
   dryRun: z.boolean(),
-  results: z.array(AutoUpdateResult),
-  reason: z.string().optional(),
+  results: z.array(AutoUpdateResult).max(DEVICE_LIMITS.services),
+  reason: text.optional(),
 });
 
 export const RollbackEvent = z.strictObject({
   ...common,
   type: z.literal('rollback'),
-  service: z.string(),
-  generation: z.number().int().min(0),
+  service: name,
+  generation: deviceCount,
   trigger: z.enum(['apply', 'auto-update', 'health']),
-  fromImage: z.string(),
-  toImage: z.string(),
-  reason: z.string(),
+  fromImage: image,
+  toImage: image,
+  reason: text,
   /** Whether the previous unit and image run again after the rollback. */
   restored: z.boolean(),
   /** The failure that triggered the rollback; absent from older agents' events. */
@@ -63,18 +70,18 @@ export const RollbackEvent = z.strictObject({
 export const DriftEvent = z.strictObject({
   ...common,
   type: z.literal('drift'),
-  service: z.string(),
-  expected: z.string(),
-  observed: z.string(),
+  service: name,
+  expected: text,
+  observed: text,
   action: z.enum(['reconciled', 'reported']),
 });
 
 export const ErrorEvent = z.strictObject({
   ...common,
   type: z.literal('error'),
-  message: z.string(),
-  service: z.string().optional(),
-  generation: z.number().int().min(0).optional(),
+  message: text,
+  service: name.optional(),
+  generation: deviceCount.optional(),
 });
 
 /** What an agent publishes to pf/v1/dev/{id}/events. */
@@ -87,3 +94,41 @@ export const DeviceEvent = z.discriminatedUnion('type', [
 ]);
 export type DeviceEvent = z.output<typeof DeviceEvent>;
 export type DeviceEventInput = z.input<typeof DeviceEvent>;
+
+/**
+ * The event with its free text (reasons, messages, journald lines: podman's and the services'
+ * words, not the agent's) clipped to DEVICE_LIMITS, so the controller never refuses an event for
+ * what a container printed. The agent sends every event through this.
+ */
+export function clipDeviceEvent(event: DeviceEvent): DeviceEvent {
+  const text = (value: string) => clipDeviceText(value, DEVICE_LIMITS.text);
+  const failure = (value: DeviceFailure | undefined): DeviceFailure | undefined =>
+    value && {
+      ...value,
+      ...(value.detail === undefined ? {} : { detail: text(value.detail) }),
+      journal: value.journal
+        .slice(-DEVICE_LIMITS.journalLines)
+        .map((line) => clipDeviceText(line, DEVICE_LIMITS.journalLine)),
+    };
+  switch (event.type) {
+    case 'apply':
+    case 'auto-update': {
+      const clipped = {
+        ...event,
+        ...(event.reason === undefined ? {} : { reason: text(event.reason) }),
+      };
+      if (clipped.type === 'apply' && clipped.failure) clipped.failure = failure(clipped.failure);
+      return clipped;
+    }
+    case 'rollback':
+      return {
+        ...event,
+        reason: text(event.reason),
+        ...(event.failure ? { failure: failure(event.failure) } : {}),
+      };
+    case 'drift':
+      return { ...event, expected: text(event.expected), observed: text(event.observed) };
+    case 'error':
+      return { ...event, message: text(event.message) };
+  }
+}

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEVICE_LIMITS, deviceText } from './limits.js';
 
 /** Why a device failed its update, as the agent (or the controller's timeout) says. */
 export const FAILURE_REASONS = [
@@ -10,8 +11,11 @@ export type FailureReason = z.infer<typeof FailureReason>;
 /** One device's failure for one unit, with the unit's last journald lines. */
 export const DeviceFailure = z.strictObject({
   reason: FailureReason,
-  unit: z.string().min(1).optional(),
-  detail: z.string().optional(),
-  journal: z.array(z.string()).max(50).default([]),
+  unit: deviceText(DEVICE_LIMITS.name).min(1).optional(),
+  detail: deviceText(DEVICE_LIMITS.text).optional(),
+  journal: z
+    .array(deviceText(DEVICE_LIMITS.journalLine))
+    .max(DEVICE_LIMITS.journalLines)
+    .default([]),
 });
 export type DeviceFailure = z.output<typeof DeviceFailure>;

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { DeviceId } from '../manifest/device-id.js';
+import { DEVICE_LIMITS, deviceCount, deviceText, deviceTime } from './limits.js';
+
+const name = deviceText(DEVICE_LIMITS.name);
 
 /** systemd's ActiveState of a unit (systemctl show -p ActiveState). */
 export const ActiveState = z.enum([
@@ -7,22 +10,22 @@ export const ActiveState = z.enum([
 ]); // prettier-ignore
 
 export const ServiceState = z.strictObject({
-  name: z.string(),
+  name,
   /** The image the unit was written for, as the manifest named it. */
-  image: z.string(),
+  image: deviceText(DEVICE_LIMITS.image),
   /** The local image id (sha256) the container runs, when one runs. */
-  imageId: z.string().optional(),
+  imageId: name.optional(),
   unit: z.strictObject({
     active: ActiveState,
-    sub: z.string(),
-    restarts: z.number().int().min(0),
+    sub: name,
+    restarts: deviceCount,
     /** When the unit last entered active (systemd's ActiveEnterTimestamp); absent if never. */
-    activeSince: z.iso.datetime().optional(),
+    activeSince: deviceTime.optional(),
   }),
   container: z
     .strictObject({
-      id: z.string(),
-      state: z.string(),
+      id: name,
+      state: name,
       health: z.enum(['healthy', 'unhealthy', 'starting', 'none']).default('none'),
     })
     .optional(),
@@ -35,16 +38,17 @@ export type ServiceState = z.output<typeof ServiceState>;
 export const StateReport = z.strictObject({
   device: DeviceId,
   /** The manifest generation the device runs (0: none applied yet). */
-  generation: z.number().int().min(0),
-  reportedAt: z.iso.datetime(),
-  agent: z.strictObject({ version: z.string() }),
+  generation: deviceCount,
+  /** By the device's clock: kept and shown as the device's own, never used to order reports. */
+  reportedAt: deviceTime,
+  agent: z.strictObject({ version: name }),
   host: z.strictObject({
-    podman: z.string(),
-    systemd: z.string(),
-    arch: z.string(),
+    podman: name,
+    systemd: name,
+    arch: name,
     unitStyle: z.enum(['service', 'quadlet']),
   }),
-  services: z.array(ServiceState),
+  services: z.array(ServiceState).max(DEVICE_LIMITS.services),
 });
 export type StateReport = z.output<typeof StateReport>;
 

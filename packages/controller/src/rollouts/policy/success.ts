@@ -13,7 +13,10 @@ export interface ServiceObservation {
   activeSince?: number;
   /** The unit's restart count (systemd's NRestarts), if the agent says. */
   restarts?: number;
-  /** When the device made the state report these come from, on its own clock (epoch ms). */
+  /**
+   * When a controller received the state report these come from, on its clock (epoch ms): never
+   * the device's reportedAt, since a device's clock may jump.
+   */
   reportedAt?: number;
   /** Failures of the service the agent reported, with the generation they were for. */
   failures: readonly ServiceFailure[];
@@ -136,8 +139,8 @@ export function judgeDevice(
 
 /**
  * Succeeded once `bake` passed on the controller's clock AND the device said it is still so in a
- * report it made `bake` after the one it was first seen ready in (its own clock against its own
- * clock): a crash near the end of the bake is not missed for want of a report.
+ * report received `bake` after the one it was first seen ready in (receive times, by the
+ * controllers' clocks): a crash near the end of the bake is not missed for want of a report.
  */
 function baked(
   record: BakeRecord,
