@@ -13,19 +13,22 @@ const at = (minute: number) => new Date(Date.UTC(2026, 0, 1, 0, minute));
 
 describe('events', () => {
   let api: ApiHarness;
-  const stored: { id: string; deviceId: string; type: string; at: Date }[] = [];
+  const stored: { id: string; deviceId: string; type: string; at: Date; receivedAt: Date }[] = [];
 
   beforeAll(async () => {
     api = await openApiHarness();
     await api.prisma.device.createMany({ data: [{ id: 'pi-1' }, { id: 'pi-2' }] });
-    // Three events share each timestamp, so paging must order by (at, id), not at alone.
+    // Three events share each receive time, so paging must order by (receivedAt, id), not the time
+    // alone. pi-2's clock runs 73 years ahead: its events must not stay on top.
     for (let minute = 0; minute < 5; minute++) {
       for (const [deviceId, type] of [
         ['pi-1', 'apply'],
         ['pi-2', 'apply'],
         ['pi-1', 'rollback'],
       ] as const) {
-        stored.push({ id: randomUUID(), deviceId, type, at: at(minute) });
+        const deviceClock =
+          deviceId === 'pi-2' ? new Date(Date.UTC(2099, 0, 1, 0, minute)) : at(minute);
+        stored.push({ id: randomUUID(), deviceId, type, at: deviceClock, receivedAt: at(minute) });
       }
     }
     await api.prisma.deviceEvent.createMany({
@@ -51,16 +54,16 @@ describe('events', () => {
     return { seen, pages };
   }
 
-  it('pages through every event newest first, (at, id) descending, none twice', async () => {
+  it('pages through every event newest received first, (receivedAt, id) descending, none twice, whatever the device clocks say', async () => {
     const { seen, pages } = await readAll('', 4);
     const expected = [...stored]
-      .sort((a, b) => b.at.getTime() - a.at.getTime() || (a.id < b.id ? 1 : -1))
+      .sort((a, b) => b.receivedAt.getTime() - a.receivedAt.getTime() || (a.id < b.id ? 1 : -1))
       .map((event) => event.id);
     expect(pages).toBe(4);
     expect(seen.map((event) => event.id)).toEqual(expected);
   });
 
-  it('filters by device, type and a time window (since inclusive, until exclusive)', async () => {
+  it('filters by device, type and a window of receive times (since inclusive, until exclusive)', async () => {
     const { seen } = await readAll(
       `&device=pi-1&type=rollback&since=${at(1).toISOString()}&until=${at(3).toISOString()}`,
       2,

@@ -8,6 +8,31 @@ const fresh = () => mkdtempSync(join(tmpdir(), 'podfleet-journal-'));
 const payloads = (records: { payload: Buffer }[]) => records.map((r) => r.payload.toString());
 
 describe('IngestJournal', () => {
+  it('keeps each record’s receive time, and reads records of journals written before it did', () => {
+    const dir = fresh();
+    // A frame as older controllers wrote it: topic length, payload length, FNV-1a, topic, payload.
+    const topic = Buffer.from('pf/v1/dev/x/state');
+    const payload = Buffer.from('{"old":true}');
+    const old = Buffer.alloc(12 + topic.length + payload.length);
+    old.writeUInt32LE(topic.length, 0);
+    old.writeUInt32LE(payload.length, 4);
+    topic.copy(old, 12);
+    payload.copy(old, 12 + topic.length);
+    let hash = 0x811c9dc5;
+    for (let i = 12; i < old.length; i++) hash = Math.imul(hash ^ old[i]!, 0x01000193);
+    old.writeUInt32LE(hash >>> 0, 8);
+    appendFileSync(join(dir, `segment-${'1'.padStart(16, '0')}.log`), old);
+
+    const journal = IngestJournal.open(dir);
+    journal.append('pf/v1/dev/x/events', Buffer.from('new'), 1_765_000_000_123);
+    journal.write();
+    const records = IngestJournal.uncommitted(dir);
+    expect(records.map((r) => [r.seq, r.topic, r.payload.toString(), r.receivedAt])).toEqual([
+      [1, 'pf/v1/dev/x/state', '{"old":true}', undefined],
+      [2, 'pf/v1/dev/x/events', 'new', 1_765_000_000_123],
+    ]);
+  });
+
   it('gives back what a crashed process wrote but never committed, in order', async () => {
     const dir = fresh();
     const journal = IngestJournal.open(dir);

@@ -97,29 +97,40 @@ export type DeviceEventInput = z.input<typeof DeviceEvent>;
 
 /**
  * The event with its free text (reasons, messages, journald lines: podman's and the services'
- * words, not the agent's) clipped to DEVICE_LIMITS, so the controller never refuses an event for
- * what a container printed. The agent sends every event through this.
+ * words, not the agent's) clipped to DEVICE_LIMITS, and the oldest journal lines then the text
+ * cut further until the whole fits `eventBytes`, so the controller never refuses an event for what
+ * a container printed. The agent sends every event through this.
  */
 export function clipDeviceEvent(event: DeviceEvent): DeviceEvent {
-  const text = (value: string) => clipDeviceText(value, DEVICE_LIMITS.text);
-  const failure = (value: DeviceFailure | undefined): DeviceFailure | undefined =>
-    value && {
-      ...value,
-      ...(value.detail === undefined ? {} : { detail: text(value.detail) }),
-      journal: value.journal
-        .slice(-DEVICE_LIMITS.journalLines)
-        .map((line) => clipDeviceText(line, DEVICE_LIMITS.journalLine)),
-    };
+  let textMax: number = DEVICE_LIMITS.text;
+  let lines: number = DEVICE_LIMITS.journalLines;
+  for (;;) {
+    const clipped = clipFields(event, textMax, lines);
+    if (Buffer.byteLength(JSON.stringify(clipped)) <= DEVICE_LIMITS.eventBytes || textMax < 64)
+      return clipped;
+    if (lines > 0) lines = Math.floor(lines / 2);
+    else textMax = Math.floor(textMax / 2);
+  }
+}
+
+function clipFields(event: DeviceEvent, textMax: number, lines: number): DeviceEvent {
+  const text = (value: string) => clipDeviceText(value, textMax);
+  const failure = (value: DeviceFailure): DeviceFailure => ({
+    ...value,
+    ...(value.detail === undefined ? {} : { detail: text(value.detail) }),
+    journal: (lines === 0 ? [] : value.journal.slice(-lines)).map((line) =>
+      clipDeviceText(line, DEVICE_LIMITS.journalLine),
+    ),
+  });
   switch (event.type) {
     case 'apply':
-    case 'auto-update': {
-      const clipped = {
+      return {
         ...event,
         ...(event.reason === undefined ? {} : { reason: text(event.reason) }),
+        ...(event.failure ? { failure: failure(event.failure) } : {}),
       };
-      if (clipped.type === 'apply' && clipped.failure) clipped.failure = failure(clipped.failure);
-      return clipped;
-    }
+    case 'auto-update':
+      return { ...event, ...(event.reason === undefined ? {} : { reason: text(event.reason) }) };
     case 'rollback':
       return {
         ...event,
