@@ -131,7 +131,11 @@ try {
     let stored = 0;
     for (const events of batches) {
       const counts = await withSession((session) =>
-        storeBatch(session, { states: [], events, online: [] }),
+        storeBatch(session, {
+          states: [],
+          events: events.map((event) => ({ event, receivedAt: new Date() })),
+          online: [],
+        }),
       );
       stored += counts.events;
     }

@@ -30,6 +30,8 @@ export interface IngestStats {
   /** Rows written to the quarantine: refused messages (as many as QuarantineGate lets through) and
    * messages the database refused alone. */
   quarantined: number;
+  /** Dropped unread from a device refused too often this minute (QuarantineGate). */
+  muted: number;
   stored: IngestCounts;
 }
 
@@ -66,6 +68,7 @@ export class DeviceIngest {
     received: 0,
     invalid: 0,
     quarantined: 0,
+    muted: 0,
     stored: { states: 0, events: 0, online: 0, unknownDevices: 0 },
   };
   /** Set after construction when the listener is built later (the rollout engine). */
@@ -174,6 +177,14 @@ export class DeviceIngest {
     if (this.closed) return;
     this.stats.received++;
     const receivedAt = Date.now();
+    const device = topicDevice(topic);
+    if (device !== undefined && this.gate.muted(device)) {
+      // Refused 100 times this minute: not parsed again until the minute ends (QuarantineGate).
+      this.stats.invalid++;
+      this.stats.muted++;
+      this.gate.count(device);
+      return;
+    }
     const decoded = decodeDeviceMessage(topic, payload);
     if (!decoded.ok) {
       this.stats.invalid++;
@@ -197,11 +208,16 @@ export class DeviceIngest {
 
   /** Whether a refused message of `device` is recorded: a few a minute, the rest counted. */
   private admitRefusal(device: string): boolean {
-    const { record, droppedBefore } = this.gate.admit(device);
+    const { record, droppedBefore, mutes } = this.gate.admit(device);
     if (droppedBefore > 0)
       this.options.log.warn(
         { device: printable(device), refused: droppedBefore },
         'device messages refused in the last minute beyond those quarantined (counted only)',
+      );
+    if (mutes)
+      this.options.log.warn(
+        { device: printable(device) },
+        'device muted until its minute ends: 100 messages refused; the rest are dropped unread',
       );
     return record;
   }
@@ -387,4 +403,11 @@ function isTransient(error: unknown): boolean {
 function printable(value: string): string {
   const shown = value.length > 512 ? `${value.slice(0, 512)}…` : value;
   return JSON.stringify(shown).slice(1, -1);
+}
+
+/** The device a topic names (`pf/v1/dev/{id}/…`), without parsing the rest. */
+function topicDevice(topic: string): string | undefined {
+  if (!topic.startsWith('pf/v1/dev/')) return undefined;
+  const end = topic.indexOf('/', 10);
+  return end === -1 ? undefined : topic.slice(10, end);
 }

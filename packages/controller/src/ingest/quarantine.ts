@@ -66,7 +66,9 @@ function storable(value: string, max: number): string {
 /**
  * How many invalid messages of one device are recorded and logged: `perMinute` each minute, the
  * rest counted and named in one line when the minute ends, so that a device flooding garbage
- * costs a counter, not a row and a log line each.
+ * costs a counter, not a row and a log line each. A device refused `muteAfter` times in a minute
+ * is muted for the rest of it: its messages are dropped unread (counted), so that parsing its
+ * flood does not slow every other device's ingest.
  */
 export class QuarantineGate {
   private readonly seen = new Map<
@@ -77,13 +79,27 @@ export class QuarantineGate {
   constructor(
     private readonly perMinute = 6,
     private readonly now: () => number = Date.now,
+    private readonly muteAfter = 100,
   ) {}
+
+  /** Whether `device` was refused `muteAfter` times in its current minute. */
+  muted(device: string): boolean {
+    const entry = this.seen.get(device);
+    if (!entry || entry.taken + entry.dropped < this.muteAfter) return false;
+    return this.now() - entry.windowStart < 60_000;
+  }
+
+  /** Counts a message of a muted device (dropped unread). */
+  count(device: string): void {
+    const entry = this.seen.get(device);
+    if (entry) entry.dropped++;
+  }
 
   /**
    * Whether this message of `device` is recorded; when a new minute starts for it, also how many
-   * were only counted in the one before.
+   * were only counted in the one before; and whether this refusal mutes it.
    */
-  admit(device: string): { record: boolean; droppedBefore: number } {
+  admit(device: string): { record: boolean; droppedBefore: number; mutes: boolean } {
     const now = this.now();
     let entry = this.seen.get(device);
     let droppedBefore = 0;
@@ -93,12 +109,13 @@ export class QuarantineGate {
       this.seen.set(device, entry);
       if (this.seen.size > 10_000) this.forgetIdle(now);
     }
+    const mutes = entry.taken + entry.dropped + 1 === this.muteAfter;
     if (entry.taken < this.perMinute) {
       entry.taken++;
-      return { record: true, droppedBefore };
+      return { record: true, droppedBefore, mutes };
     }
     entry.dropped++;
-    return { record: false, droppedBefore };
+    return { record: false, droppedBefore, mutes };
   }
 
   /** Bounds the map when many ids are seen (an open broker lets anyone name any topic). */
