@@ -42,6 +42,8 @@ export interface ApiHarness {
   app: FastifyInstance;
   db: Database;
   prisma: PrismaClient;
+  /** The scratch Postgres database's URL; undefined on the embedded store. */
+  databaseUrl: string | undefined;
   fleet: RecordingFleet;
   /** A live token per role, named `ci-<role>`. */
   tokens: Record<Role, string>;
@@ -66,7 +68,7 @@ export interface HarnessOptions extends ApiOptions {
  * PODFLEET_TEST_DATABASE_URL) or an embedded store in a temporary PODFLEET_DATA.
  */
 export async function openApiHarness(options: HarnessOptions = {}): Promise<ApiHarness> {
-  const { db, dispose } = await openStore(options.store ?? 'postgres');
+  const { db, databaseUrl, dispose } = await openStore(options.store ?? 'postgres');
   await db.migrate();
   const tokens = {} as Record<Role, string>;
   for (const role of ['viewer', 'operator', 'admin'] as const) {
@@ -83,6 +85,7 @@ export async function openApiHarness(options: HarnessOptions = {}): Promise<ApiH
     app,
     db,
     prisma: db.prisma,
+    databaseUrl,
     fleet,
     tokens,
     call: (role, method, url, body) =>
@@ -99,13 +102,19 @@ export async function openApiHarness(options: HarnessOptions = {}): Promise<ApiH
   };
 }
 
-async function openStore(kind: StoreKind): Promise<{ db: Database; dispose(): Promise<void> }> {
+async function openStore(
+  kind: StoreKind,
+): Promise<{ db: Database; databaseUrl: string | undefined; dispose(): Promise<void> }> {
   if (kind === 'embedded') {
     const dir = await mkdtemp(join(tmpdir(), 'podfleet-api-'));
     const db = await openDatabase({ PODFLEET_DATA: dir });
-    return { db, dispose: () => db.close().then(() => rm(dir, { recursive: true, force: true })) };
+    return {
+      db,
+      databaseUrl: undefined,
+      dispose: () => db.close().then(() => rm(dir, { recursive: true, force: true })),
+    };
   }
   const scratch = await createScratchDatabase();
   const db = await openDatabase({ DATABASE_URL: scratch.url });
-  return { db, dispose: () => db.close().then(() => scratch.drop()) };
+  return { db, databaseUrl: scratch.url, dispose: () => db.close().then(() => scratch.drop()) };
 }

@@ -21,6 +21,11 @@ export interface IngestOptions {
   retryMs?: number;
   /** The shared-subscription group; every controller of one fleet uses the same. */
   shareGroup?: string;
+  /**
+   * Refused messages of one device written to the quarantine each minute, and refusals in a
+   * minute after which it is muted for the rest of it (QuarantineGate: 6 and 100).
+   */
+  quarantine?: { perMinute?: number; muteAfter?: number };
 }
 
 export interface IngestStats {
@@ -85,10 +90,15 @@ export class DeviceIngest {
   private readonly maxWaiting: number;
   private recovering: Promise<void> | undefined;
   private closed = false;
-  private readonly gate = new QuarantineGate();
+  private readonly gate: QuarantineGate;
 
   constructor(private readonly options: IngestOptions) {
     this.maxWaiting = 2 * (options.maxBatch ?? 2000);
+    this.gate = new QuarantineGate(
+      options.quarantine?.perMinute,
+      undefined,
+      options.quarantine?.muteAfter,
+    );
     this.journal = IngestJournal.open(options.journalDir);
     this.batcher = new Batcher<Item>(
       (items) => this.flush(items),
