@@ -75,7 +75,7 @@ describe('rollout input the API refuses, with nothing written', () => {
       rollouts: loadRolloutOverrides,
     });
     engine = new RolloutEngine({ db, sync, log });
-    const collect = (v1: FastifyInstance) => void v1.addHook('onRoute', (r) => routes.push(r));
+    const collect = (v1: FastifyInstance) => void v1.addHook('onRoute', (r) => void routes.push(r));
     app = await buildApp({ db, fleet: sync, log, tokens: async (hash) => tokens.get(hash) }, [
       collect,
       ...apiRoutes(),
