@@ -35,18 +35,12 @@ export const CountOrPercent = countOrPercent(0);
 export const PositiveCountOrPercent = countOrPercent(1);
 export type CountOrPercent = z.infer<typeof CountOrPercent>;
 
-/** A share of the devices, `"20%"` (never a count), above 0% and at most 100%. */
+/** A share of the devices, `"20%"` (never a count), from 0% to 100%. */
 export const Percent = z.string().superRefine((value, ctx) => {
   const match = PERCENT.exec(value);
-  const share = match ? Number(match[1]) : Number.NaN;
-  const problem = !match
-    ? 'must be a percentage like "20%"'
-    : share > 100
-      ? 'must be at most 100%'
-      : share === 0
-        ? 'must be above 0%'
-        : undefined;
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  if (!match) ctx.addIssue({ code: 'custom', message: 'must be a percentage like "20%"' });
+  else if (Number(match[1]) > 100)
+    ctx.addIssue({ code: 'custom', message: 'must be at most 100%' });
 });
 
 /** Resolves a count or percentage against a total; a percentage rounds up so it is never 0 of many. */

@@ -43,7 +43,7 @@ const BOUNDS: [field: string, accepted: Record<string, unknown>, refused: Record
   ['strategy.policy.successThreshold', policy({ successThreshold: '100%' }), policy({ successThreshold: '100.5%' }), 'must be at most 100%'],
   ['strategy.policy.disruptionBudget.minAvailable', policy({ disruptionBudget: { groupBy: ['site'], minAvailable: '100%' } }), policy({ disruptionBudget: { groupBy: ['site'], minAvailable: '100.5%' } }), 'must be at most 100%'],
   ['strategy.policy.disruptionBudget.maxUnavailable', policy({ disruptionBudget: { groupBy: ['site'], maxUnavailable: '100%' } }), policy({ disruptionBudget: { groupBy: ['site'], maxUnavailable: '101%' } }), 'must be at most 100%'],
-  ['strategy.policy.abort.failureRate', policy({ abort: { failureRate: '0.1%' } }), policy({ abort: { failureRate: '0%' } }), 'must be above 0%'],
+  ['strategy.policy.abort.failureRate', policy({ abort: { failureRate: '0%' } }), policy({ abort: { failureRate: '-0.5%' } }), 'must be a percentage'],
   ['strategy.policy.abort.failureRate', policy({ abort: { failureRate: '100%' } }), policy({ abort: { failureRate: '100.5%' } }), 'must be at most 100%'],
   ['strategy.policy.abort.failures', policy({ abort: { failures: 1 } }), policy({ abort: { failures: 0 } }), 'strategy.policy.abort.failures'],
   ['strategy.policy.abort.minDevices', policy({ abort: { failures: 1, minDevices: 1 } }), policy({ abort: { failures: 1, minDevices: 0 } }), 'strategy.policy.abort.minDevices'],
