@@ -6,6 +6,7 @@ import type { RolloutDeviceStatus, RolloutStatus } from '../rollouts/status.js';
 import { FINISHED } from '../rollouts/status.js';
 import {
   ApiClient,
+  ApiError,
   resolveConnection,
   withConnection,
   type ConnectionFlags,
@@ -32,19 +33,41 @@ interface SpecFlags extends ConnectionFlags {
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
-const FLAG_OF: Record<string, string> = {
-  'targets.groups': '--group',
-  'targets.selector': '--selector',
-  targets: '--group/--selector',
-  'strategy.canary': '--canary',
-  'strategy.batchSize': '--batch-size',
-  'strategy.maxFailures': '--max-failures',
-  'strategy.healthTimeout': '--health-timeout',
-  'strategy.pauseBetweenBatches': '--pause-between',
-  'strategy.offlineDevices': '--offline',
-  image: 'IMAGE',
-  service: 'SERVICE',
+/** Spec fields and the flag (or argument) that sets each, with the option that holds it. */
+const FLAG_OF: Record<string, [flag: string, given: (flags: SpecFlags, args: Args) => boolean]> = {
+  'targets.groups': ['--group', (f) => f.group !== undefined],
+  'targets.selector': ['--selector', (f) => f.selector !== undefined],
+  targets: ['--group/--selector', (f) => f.group !== undefined || f.selector !== undefined],
+  'strategy.canary': ['--canary', (f) => f.canary !== undefined],
+  'strategy.batchSize': ['--batch-size', (f) => f.batchSize !== undefined],
+  'strategy.maxFailures': ['--max-failures', (f) => f.maxFailures !== undefined],
+  'strategy.healthTimeout': ['--health-timeout', (f) => f.healthTimeout !== undefined],
+  'strategy.pauseBetweenBatches': ['--pause-between', (f) => f.pauseBetween !== undefined],
+  'strategy.offlineDevices': ['--offline', (f) => f.offline !== undefined],
+  image: ['IMAGE', (_, a) => a.image !== undefined],
+  service: ['SERVICE', (_, a) => a.service !== undefined],
 };
+type Args = { service?: string | undefined; image?: string | undefined };
+
+/**
+ * A problem line (`strategy.batchSize: …`) named as the user gave the value: the flag or argument
+ * when one set it, else the spec file it came from.
+ */
+function naming(line: string, flags: SpecFlags, args: Args): string {
+  const field = Object.keys(FLAG_OF).find((key) => line.startsWith(`${key}:`));
+  if (field && FLAG_OF[field]![1](flags, args))
+    return `${FLAG_OF[field]![0]}${line.slice(field.length)}`;
+  return flags.file ? `${flags.file}: ${line}` : line;
+}
+
+/** Renames the spec fields of a 400 from the controller (`strategy.canary: …` → `--canary: …`). */
+function namingRefusal(flags: SpecFlags, args: Args) {
+  return (error: unknown): never => {
+    if (!(error instanceof ApiError) || error.status !== 400) throw error;
+    const rename = (line: string) => naming(line, flags, args);
+    throw new ApiError(error.status, rename(error.reason), error.issues.map(rename));
+  };
+}
 
 function specOptions(command: Command): Command {
   return withConnection(command)
@@ -109,12 +132,8 @@ async function specFrom(
   if (flags.overridePin) spec.overridePins = flags.overridePin;
   const result = RolloutSpec.safeParse(spec);
   if (!result.success) {
-    throw new CliError(
-      formatIssues(result.error).map((line) => {
-        const field = Object.keys(FLAG_OF).find((key) => line.startsWith(`${key}:`));
-        return field ? `${FLAG_OF[field]}${line.slice(field.length)}` : line;
-      }),
-    );
+    const args = { service, image };
+    throw new CliError(formatIssues(result.error).map((line) => naming(line, flags, args)));
   }
   return spec as RolloutSpecInput;
 }
@@ -153,7 +172,9 @@ export function registerRollout(program: Command, io: CliIo): void {
       const spec = await specFrom(service, image, flags);
       const plan = await (
         await client(flags)
-      ).request<PlanView>('POST', '/v1/rollouts/plan', { spec });
+      )
+        .request<PlanView>('POST', '/v1/rollouts/plan', { spec })
+        .catch(namingRefusal(flags, { service, image }));
       if (flags.json) return void io.stdout.write(`${JSON.stringify(plan)}\n`);
       io.stdout.write(
         `${plan.service} → ${plan.targetImage}: ${plan.total} devices in ${plan.batches.length} batches\n`,
@@ -179,7 +200,9 @@ export function registerRollout(program: Command, io: CliIo): void {
     .action(async (service: string | undefined, image: string | undefined, flags: SpecFlags) => {
       const spec = await specFrom(service, image, flags);
       const api = await client(flags);
-      const status = await api.request<RolloutStatus>('POST', '/v1/rollouts', { spec });
+      const status = await api
+        .request<RolloutStatus>('POST', '/v1/rollouts', { spec })
+        .catch(namingRefusal(flags, { service, image }));
       if (flags.watch) return watch(api, status.id, io, Boolean(flags.json));
       io.stdout.write(
         flags.json

@@ -101,6 +101,73 @@ describe('the controller HTTP app', () => {
     expect(response.statusCode).toBe(200);
   });
 
+  it.each([
+    ['text/plain', '{"name":"web","image":"registry.example/web:1"}'],
+    ['application/x-www-form-urlencoded', 'name=web&image=registry.example%2Fweb%3A1'],
+    ['application/yaml', 'name: web\nimage: registry.example/web:1\n'],
+  ])('answers a %s body 415, not 400', async (type, payload) => {
+    const server = await app();
+    const response = await server.inject({
+      method: 'POST',
+      url: '/v1/echo',
+      headers: { authorization: 'Bearer pft_operator', 'content-type': type },
+      payload,
+    });
+    expect(response.statusCode).toBe(415);
+    expect(response.json()).toMatchObject({ error: 'Unsupported Media Type' });
+  });
+
+  it('answers a body without a content type 415', async () => {
+    const server = await app();
+    const response = await server.inject({
+      method: 'POST',
+      url: '/v1/echo',
+      headers: { authorization: 'Bearer pft_operator' },
+      payload: Buffer.from('{"name":"web","image":"registry.example/web:1"}'),
+    });
+    expect(response.statusCode).toBe(415);
+  });
+
+  // Two 1 MB keys: a 10 MB body is refused whole by the 4 MB body limit (413).
+  it('echoes no control character and no unbounded value in a 400', async () => {
+    const server = await app();
+    const hostile = `\u001b]0;owned\u0007\u001b[2J\u009b31m\u202e${'A'.repeat(1024 * 1024)}`;
+    const response = await server.inject({
+      method: 'POST',
+      url: '/v1/echo',
+      headers: { authorization: 'Bearer pft_operator' },
+      payload: {
+        name: 'web',
+        image: 'registry.example/web:1',
+        [hostile]: 1,
+        env: { [hostile]: 'x' },
+      },
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.body.length).toBeLessThan(4096);
+    const { message, issues } = response.json() as { message: string; issues: string[] };
+    for (const line of [message, ...issues]) {
+      expect(line).not.toMatch(/[\p{Cc}\u202e]/u);
+      expect(line.length).toBeLessThanOrEqual(500);
+    }
+    expect(issues.join('\n')).toContain('\\x1b]0;owned\\x07\\x1b[2J\\x9b31m\\u202eAAA');
+    expect(issues.join('\n')).toContain('more characters)');
+  });
+
+  it('shows the first 20 problems of a body with thousands, and how many more', async () => {
+    const server = await app();
+    const response = await server.inject({
+      method: 'POST',
+      url: '/v1/echo',
+      headers: { authorization: 'Bearer pft_operator' },
+      payload: { name: 'web', image: 'registry.example/web:1', ports: Array(5000).fill('x') },
+    });
+    expect(response.statusCode).toBe(400);
+    const { issues } = response.json() as { issues: string[] };
+    expect(issues).toHaveLength(21);
+    expect(issues[20]).toBe('… and 4980 more problems');
+  });
+
   it('serves the OpenAPI document at /docs', async () => {
     const server = await app();
     const response = await server.inject({ url: '/docs/json' });

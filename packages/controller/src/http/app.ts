@@ -57,6 +57,9 @@ export async function buildApp(
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 4 * 1024 * 1024,
   });
+  // Bodies are JSON only: Fastify's built-in text/plain parser would hand a route a string, which
+  // its schema then refuses as 400; without it any type but application/json is 415.
+  app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(zodValidatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorate('deps', deps);

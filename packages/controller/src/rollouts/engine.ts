@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import {
   RolloutSpec,
   formatIssues,
+  storedRolloutSpec,
   type FailureReason,
   parseImageReference,
   type RolloutSpecInput,
@@ -16,7 +17,7 @@ import { absorbRollout } from './absorb.js';
 import { rolloutCandidates } from './candidates.js';
 import { ImageResolveError } from './image-digest.js';
 import { observeDevices } from './observations.js';
-import { planRollout, type RolloutPlan } from './plan.js';
+import { canaryProblem, planRollout, type RolloutPlan } from './plan.js';
 import { batchForecast } from './policy/forecast.js';
 import { effectiveSettings } from './policy/settings.js';
 import {
@@ -113,6 +114,8 @@ export class RolloutEngine {
     }
     const candidates = await rolloutCandidates(prisma, spec);
     const plan = planRollout(spec, targetImage!, candidates);
+    const canary = canaryProblem(spec.strategy.canary, plan);
+    if (canary) throw badRequest('invalid rollout spec', [canary]);
     const settings = effectiveSettings(spec.strategy, plan.batches);
     if (settings.problems.length > 0) throw badRequest('invalid rollout policy', settings.problems);
     const labels = new Map(candidates.map((c) => [c.id, c.labels]));
@@ -289,7 +292,7 @@ export class RolloutEngine {
             id,
             service,
             targetImage: row.targetImage,
-            spec: RolloutSpec.parse(row.spec),
+            spec: storedRolloutSpec(row.spec),
           });
         }
         const unstamped = devices.some(
@@ -418,7 +421,7 @@ async function loadRollout(tx: Prisma.TransactionClient, id: string) {
      FROM rollout_devices WHERE rollout_id = $1::uuid ORDER BY batch, device_id`,
     id,
   );
-  const spec = RolloutSpec.parse(row.spec);
+  const spec = storedRolloutSpec(row.spec);
   const progress: RolloutProgress = {
     state: row.state,
     strategy: spec.strategy,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RolloutSpec } from '@podfleet/shared';
-import { planRollout, type RolloutCandidate } from './plan.js';
+import { canaryProblem, planRollout, type RolloutCandidate } from './plan.js';
 
 const spec = (strategy: Record<string, unknown>, overridePins: string[] = []) =>
   RolloutSpec.parse({
@@ -70,5 +70,33 @@ describe('planRollout', () => {
       excluded: [],
       total: 0,
     });
+  });
+});
+
+describe('canaryProblem', () => {
+  const devices = ['d1', 'd2', 'd3', 'd4'].map((id) => device(id));
+  const planned = (canary: number, candidates = devices) =>
+    planRollout(spec({ canary }), 'r.example/web:2', candidates);
+
+  it('lets a canary smaller than the devices the rollout changes through (3 of 4)', () => {
+    expect(canaryProblem(3, planned(3))).toBeUndefined();
+    expect(canaryProblem(0, planned(0))).toBeUndefined();
+  });
+
+  it('refuses a canary as large as the devices (4 of 4): it would leave no batch', () => {
+    expect(canaryProblem(4, planned(4))).toBe(
+      'strategy.canary: 4 must be fewer than the 4 devices the rollout changes (a canary leaves devices for the batches)',
+    );
+  });
+
+  it('refuses a canary larger than the devices, naming both numbers and those left out', () => {
+    const current = device('d5', { image: 'r.example/web:2' });
+    expect(canaryProblem(100, planned(100, [...devices, current]))).toBe(
+      'strategy.canary: 100 must be fewer than the 4 devices the rollout changes (a canary leaves devices for the batches, 1 left out)',
+    );
+  });
+
+  it('leaves a rollout with no device to change to its own refusal', () => {
+    expect(canaryProblem(5, planned(5, []))).toBeUndefined();
   });
 });

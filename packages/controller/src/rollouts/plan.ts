@@ -78,6 +78,19 @@ export function planRollout(
   return { batches, excluded, total: included.length };
 }
 
+/**
+ * Why the strategy's canary does not fit the devices the rollout changes: a canary as large as
+ * them takes all and leaves no batch to follow it, so it is refused rather than cut to fit.
+ */
+export function canaryProblem(canary: number, plan: RolloutPlan): string | undefined {
+  if (canary === 0 || plan.total === 0 || canary < plan.total) return undefined;
+  const excluded = plan.excluded.length > 0 ? `, ${plan.excluded.length} left out` : '';
+  return (
+    `strategy.canary: ${canary} must be fewer than the ${plan.total} devices the rollout changes` +
+    ` (a canary leaves devices for the batches${excluded})`
+  );
+}
+
 const isCanary = (labels: Readonly<Record<string, string>>) =>
   'canary' in labels && !['false', 'no', '0'].includes(labels.canary!);
 

@@ -1,4 +1,4 @@
-import { RolloutSpec, type FailureReason } from '@podfleet/shared';
+import { storedRolloutSpec, type FailureReason } from '@podfleet/shared';
 import type { PrismaClient } from '../db/client.js';
 import type { DeviceRolloutState } from './progress.js';
 import {
@@ -89,7 +89,7 @@ export async function readStatus(db: Db, id: string): Promise<RolloutStatus | un
     id,
   );
   if (!row) return undefined;
-  const spec = RolloutSpec.parse(json(row.spec));
+  const spec = storedRolloutSpec(json(row.spec));
   const counts = { ...emptyCounts(), total: 0 };
   const batches: RolloutBatchStatus[] = [];
   for (const { batch: index, state, offline, n } of json(row.counts) as CountRow[]) {

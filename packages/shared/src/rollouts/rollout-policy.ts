@@ -1,11 +1,6 @@
 import { z } from 'zod';
-import { duration } from '../spec/duration.js';
-import { CountOrPercent } from './count-or-percent.js';
-
-/** A share of the devices, `"20%"` (never a count). */
-const percent = z
-  .string()
-  .regex(/^(100|[1-9]?\d)(\.\d+)?%$/, { message: 'must be a percentage like "20%"' });
+import { specDuration } from '../spec/duration.js';
+import { CountOrPercent, Percent, PositiveCountOrPercent } from './count-or-percent.js';
 
 // Agents report failures in their events (reports/device-event.ts); the policy judges by them.
 export { FAILURE_REASONS, FailureReason, DeviceFailure } from '../reports/device-failure.js';
@@ -142,7 +137,7 @@ const Approval = z.strictObject({
 const Abort = z
   .strictObject({
     failures: z.number().int().min(1).optional(),
-    failureRate: percent.optional(),
+    failureRate: Percent.optional(),
     /** Criteria apply once this many devices finished (succeeded or failed). */
     minDevices: z.number().int().min(1).default(1),
     /** `revert`: re-pin every updated device to its previous digest; `halt`: leave them. */
@@ -158,12 +153,15 @@ const Abort = z
  * absent part leaves the strategy's own field (maxFailures, pauseBetweenBatches, …) in charge.
  */
 export const RolloutPolicy = z.strictObject({
-  /** Devices of a batch that must succeed; absent: all but the strategy's maxFailures. */
-  successThreshold: CountOrPercent.optional(),
+  /**
+   * Devices of a batch that must succeed (all of a smaller batch); absent: all but the strategy's
+   * maxFailures. Never 0: a batch that passes whatever fails is maxFailures "100%".
+   */
+  successThreshold: PositiveCountOrPercent.optional(),
   /** A device succeeds once ready and still active, without a restart, this long (seconds). */
-  bake: duration.default(60),
+  bake: specDuration.default(60),
   /** Wait after a batch succeeded, watching it, before the next; absent: pauseBetweenBatches. */
-  bakeBetweenBatches: duration.optional(),
+  bakeBetweenBatches: specDuration.optional(),
   disruptionBudget: DisruptionBudget.optional(),
   rate: Rate.default({ kind: 'fixed' }),
   windows: z.array(Window).default([]),

@@ -1,20 +1,29 @@
 import { z } from 'zod';
 import { parseImageReference } from '../spec/image.js';
-import { duration } from '../spec/duration.js';
+import { specDuration } from '../spec/duration.js';
 import { SERVICE_NAME } from '../spec/service-spec.js';
-import { CountOrPercent } from './count-or-percent.js';
+import { CountOrPercent, PositiveCountOrPercent } from './count-or-percent.js';
 import { RolloutPolicy } from './rollout-policy.js';
 
-export { CountOrPercent, resolveCount } from './count-or-percent.js';
+export {
+  CountOrPercent,
+  Percent,
+  PositiveCountOrPercent,
+  resolveCount,
+} from './count-or-percent.js';
 
 export const RolloutStrategy = z.strictObject({
-  /** Devices updated first, on their own, before any batch. */
+  /**
+   * Devices updated first, on their own, before any batch; fewer than the devices the rollout
+   * changes (the engine checks once it resolved the targets).
+   */
   canary: z.number().int().min(0).default(0),
-  batchSize: CountOrPercent.default('10%'),
+  /** At most this many devices per batch; a count above the devices left makes one batch. */
+  batchSize: PositiveCountOrPercent.default('10%'),
   /** Failures in a batch beyond which the rollout pauses (or, with autoRollback, aborts). */
   maxFailures: CountOrPercent.default(0),
-  healthTimeout: duration.default(300),
-  pauseBetweenBatches: duration.default(0),
+  healthTimeout: specDuration.default(300),
+  pauseBetweenBatches: specDuration.default(0),
   autoRollback: z.boolean().default(true),
   offlineDevices: z.enum(['wait', 'skip']).default('wait'),
   approveAfterCanary: z.boolean().default(false),
@@ -31,7 +40,8 @@ export const RolloutSpec = z
         message: 'not an image reference',
       })
       .optional(),
-    revision: z.number().int().positive().optional(),
+    // Stored in a Postgres integer column.
+    revision: z.number().int().positive().max(2_147_483_647).optional(),
     targets: z
       .strictObject({
         groups: z.array(z.string().min(1)).default([]),
@@ -50,6 +60,15 @@ export const RolloutSpec = z
   });
 export type RolloutSpec = z.output<typeof RolloutSpec>;
 export type RolloutSpecInput = z.input<typeof RolloutSpec>;
+
+/**
+ * A spec as the controller stored it when the rollout started (RolloutSpec's output). Bounds added
+ * since are checked when a rollout starts; a rollout already running keeps the spec it started with.
+ */
+export function storedRolloutSpec(stored: unknown): RolloutSpec {
+  const parsed = RolloutSpec.safeParse(stored);
+  return parsed.success ? parsed.data : (stored as RolloutSpec);
+}
 
 export const ROLLOUT_STATES = [
   'pending', 'running', 'paused', 'succeeded', 'failed', 'aborted', 'rolling_back', 'rolled_back',

@@ -37,6 +37,25 @@ describe('ServiceSpec', () => {
     expect(spec.ready).toEqual({ timeout: 120, settle: 5 });
   });
 
+  // prettier-ignore
+  it.each([
+    ['ready.timeout', { ready: { timeout: '168h' } }, { ready: { timeout: '168h0.001s' } }],
+    ['ready.settle', { ready: { settle: 604_800 } }, { ready: { settle: 604_801 } }],
+    ['health.interval', { health: { cmd: 'true', interval: '168h' } }, { health: { cmd: 'true', interval: 1e12 } }],
+    ['health.startPeriod', { health: { cmd: 'true', startPeriod: '10080m' } }, { health: { cmd: 'true', startPeriod: '10081m' } }],
+    ['health.timeout', { health: { cmd: 'true', timeout: 604_800 } }, { health: { cmd: 'true', timeout: 604_800.5 } }],
+  ])('bounds %s at 7 days: accepts %j, refuses %j', (field, accepted, refused) => {
+    expect(problems({ ...base, ...accepted })).toEqual([]);
+    expect(problems({ ...base, ...refused })).toEqual([`${field}: must be at most 168h (7 days)`]);
+  });
+
+  it('bounds stopTimeout at a day (Podman --stop-timeout, seconds)', () => {
+    expect(problems({ ...base, stopTimeout: 86_400 })).toEqual([]);
+    expect(problems({ ...base, stopTimeout: 86_401 })).toEqual([
+      'stopTimeout: Too big: expected number to be <=86400',
+    ]);
+  });
+
   it('is idempotent: a parsed spec parses to itself', () => {
     const spec = ServiceSpec.parse({ ...base, health: { cmd: 'true', interval: '10s' } });
     expect(ServiceSpec.parse(spec)).toEqual(spec);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration } from './duration.js';
+import { specDuration } from './duration.js';
 import { parseImageReference } from './image.js';
 import { unitText } from './text.js';
 
@@ -98,17 +98,17 @@ export const RestartPolicy = z
 
 export const HealthCheck = z.strictObject({
   cmd: unitText.min(1, 'must not be empty'),
-  interval: duration.default(30),
-  startPeriod: duration.default(0),
-  timeout: duration.optional(),
+  interval: specDuration.default(30),
+  startPeriod: specDuration.default(0),
+  timeout: specDuration.optional(),
   retries: z.number().int().min(1).max(1000).default(3),
 });
 
 export const ReadyGate = z.strictObject({
   /** The unit must be active (and, with Type=notify, ready) within this many seconds. */
-  timeout: duration.default(60),
+  timeout: specDuration.default(60),
   /** …and still be active, without a restart, this many seconds later. */
-  settle: duration.default(15),
+  settle: specDuration.default(15),
 });
 
 export const ServiceSpec = z

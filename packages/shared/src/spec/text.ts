@@ -24,16 +24,47 @@ export const unitText = z.string().superRefine((value, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
-/** Zod issues as one line each: `env.GREETING: newline not allowed`. */
-export function formatIssues(error: z.ZodError): string[] {
-  return error.issues.map((issue) => `${formatPath(issue.path) || '(root)'}: ${issue.message}`);
+// C0 and C1 controls, DEL, format characters (bidi overrides, zero-width), line and paragraph
+// separators, lone surrogates: what a terminal or a log viewer would act on or hide.
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * `text` safe to echo in a one-line message: cut to `max` characters (saying how many were left
+ * out), control and format characters shown as escapes (`\x1b`, `\u202e`). The escapes are
+ * plain ASCII, so a layer that applies it again to a line already shown this way changes nothing.
+ */
+export function printable(text: string, max = 200): string {
+  let cut = text;
+  if (text.length > max) {
+    let end = max;
+    const last = text.charCodeAt(end - 1);
+    if (last >= 0xd800 && last <= 0xdbff) end -= 1; // keep a surrogate pair whole
+    cut = `${text.slice(0, end)}…(${text.length - end} more characters)`;
+  }
+  return cut.replace(
+    UNPRINTABLE,
+    (char) =>
+      NAMED[char] ??
+      (char.charCodeAt(0) <= 0xff
+        ? `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}`
+        : `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`),
+  );
 }
 
+/** Zod issues as one line each: `env.GREETING: newline not allowed`; echoed input is bounded. */
+export function formatIssues(error: z.ZodError): string[] {
+  return error.issues.map(
+    (issue) => `${formatPath(issue.path) || '(root)'}: ${printable(issue.message)}`,
+  );
+}
+
+/** `env.GREETING`, `ports[0]`; keys come from input, so each is shown through `printable`. */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const key of path) {
     if (typeof key === 'number') out += `[${key}]`;
-    else out += out ? `.${String(key)}` : String(key);
+    else out += out ? `.${printable(String(key), 64)}` : printable(String(key), 64);
   }
   return out;
 }
