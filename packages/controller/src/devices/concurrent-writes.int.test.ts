@@ -63,6 +63,21 @@ describe('concurrent device writes', () => {
     expect(Object.keys(stored).filter((key) => key.startsWith('own-'))).toHaveLength(WRITERS);
   });
 
+  it(`keeps every label of ${WRITERS} concurrent identity reissues`, async () => {
+    await api.prisma.device.create({ data: { id: 'busy-3', labels: { keep: 'yes' } } });
+    const answers = await Promise.all(
+      Array.from({ length: WRITERS }, (_, i) =>
+        api.call('admin', 'POST', '/v1/devices/busy-3/identity', {
+          reissue: true,
+          labels: { [`label-${i}`]: `value-${i}` },
+        }),
+      ),
+    );
+    expect(answers.map((answer) => answer.statusCode)).toEqual(Array(WRITERS).fill(201));
+    const stored = await api.prisma.device.findUniqueOrThrow({ where: { id: 'busy-3' } });
+    expect(Object.keys(stored.labels as object)).toHaveLength(WRITERS + 1);
+  });
+
   it('answers 404, never 500, to PATCHes racing the device’s deletion', async () => {
     for (let round = 0; round < 5; round++) {
       const id = `doomed-${round}`;

@@ -18,7 +18,7 @@ import {
   NewDevice,
   PatchDevice,
 } from './schemas.js';
-import { patchLabels } from './labels.js';
+import { patchLabels } from './device-rows.js';
 import { selectorCondition } from './selector-sql.js';
 import { deviceView, labelsOf } from './view.js';
 

@@ -1,4 +1,5 @@
 import type { Transaction } from '../audit/change.js';
+import { notFound } from '../http/errors.js';
 
 /** A JSON merge patch of labels (RFC 7396): a value sets a label, null removes it. */
 export type LabelPatch = Record<string, string | null>;
@@ -26,4 +27,14 @@ export async function patchLabels(
            updated_at = now()
      WHERE id = ${id}`;
   return count > 0;
+}
+
+/**
+ * Locks the device's row until the transaction ends, 404 unless it exists; NO KEY UPDATE, so rows
+ * that refer to the device (events, memberships) can still be written meanwhile.
+ */
+export async function lockDevice(tx: Transaction, id: string): Promise<void> {
+  const rows = await tx.$queryRaw<{ id: string }[]>`
+    SELECT id FROM devices WHERE id = ${id} FOR NO KEY UPDATE`;
+  if (rows.length === 0) throw notFound(`device ${id}`);
 }
