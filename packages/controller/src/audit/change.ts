@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { callerOf } from '../auth/plugin.js';
-import { Prisma } from '../db/client.js';
+import { Prisma, type PrismaClient } from '../db/client.js';
 import { conflict } from '../http/errors.js';
 
 export type Transaction = Prisma.TransactionClient;
@@ -23,6 +23,23 @@ export interface Change<T> {
   fleet?: string;
 }
 
+/** Puts back, after a rollback, what a change did outside the database (a file, a signal). */
+export type Compensation = (prisma: PrismaClient) => Promise<void>;
+
+const compensations = new WeakMap<Transaction, Compensation[]>();
+
+/**
+ * Runs `undo` if commitChange's transaction `tx` rolls back, whatever made it roll back (this
+ * step's throw, a later step's, the audit row, the commit itself): for the few changes that also
+ * write outside the database, like the broker's password file, which must end up as the committed
+ * rows say. Compensations run after the rollback, newest first, on a connection of their own.
+ */
+export function onRollback(tx: Transaction, undo: Compensation): void {
+  const registered = compensations.get(tx);
+  if (!registered) throw new Error('onRollback: the transaction is not one of commitChange');
+  registered.push(undo);
+}
+
 // PGlite has one connection, so a transaction may wait for another; Prisma's 2 s default is short.
 const TRANSACTION = { maxWait: 10_000, timeout: 20_000 };
 
@@ -42,8 +59,10 @@ export async function commitChange<T>(
   actor: string = callerOf(request).name,
 ): Promise<T> {
   const { deps } = request.server;
+  const undo: Compensation[] = [];
   const change = await deps.db.prisma
     .$transaction(async (tx) => {
+      compensations.set(tx, undo);
       const done = await work(tx);
       if (done.audit) {
         const { action, target, details = {} } = done.audit;
@@ -51,7 +70,12 @@ export async function commitChange<T>(
       }
       return done;
     }, TRANSACTION)
-    .catch((error: unknown) => {
+    .catch(async (error: unknown) => {
+      for (const step of undo.reverse()) {
+        await step(deps.db.prisma).catch((failure: unknown) => {
+          request.log.error({ err: failure }, 'undoing a rolled-back change failed');
+        });
+      }
       if (error instanceof Prisma.PrismaClientKnownRequestError && RACES.has(error.code)) {
         throw conflict('a concurrent change came first; retry');
       }

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { Transaction } from '../audit/change.js';
+import { onRollback, type Transaction } from '../audit/change.js';
 import type { PrismaClient } from '../db/client.js';
 import { mosquittoPasswordHash } from './mosquitto-password.js';
 import { passwordFileUsers, renderPasswordFile, replaceFile } from './password-file.js';
@@ -45,10 +45,26 @@ export class MosquittoAccess {
   }
 
   /**
-   * Writes the file from what `tx` sees and reloads the broker. Called inside the transaction that
-   * adds or removes an account: if the file or the reload fails, the change is rolled back.
+   * Writes the file from what `tx` sees and reloads the broker, inside commitChange's transaction
+   * that adds or removes an account: if the file or the reload fails, the change is rolled back.
+   * The file is written before the commit, so whenever the transaction rolls back (this reload
+   * failed, or a later step, or the commit), the file is written again from the committed rows:
+   * a device whose deletion failed keeps its account, one whose enrollment failed gets none.
    */
   async apply(tx: Transaction): Promise<void> {
+    onRollback(tx, (prisma) => this.sync(prisma));
+    await this.write(tx);
+  }
+
+  /**
+   * Writes the file from the database now: at controller start, and after a rolled-back change.
+   * The file is written even when the reload then fails; the broker reads it at its next reload.
+   */
+  sync(prisma: PrismaClient): Promise<void> {
+    return prisma.$transaction((tx) => this.write(tx), { maxWait: 10_000, timeout: 20_000 });
+  }
+
+  private async write(tx: Transaction): Promise<void> {
     await tx.$executeRawUnsafe(FILE_LOCK);
     const rows = await tx.brokerCredential.findMany({
       select: { deviceId: true, passwordHash: true },
@@ -60,11 +76,6 @@ export class MosquittoAccess {
     const text = (await this.baseText()) + renderPasswordFile([...this.accountHashes, ...devices]);
     await replaceFile(this.options.passwordFile, text);
     await this.options.reload();
-  }
-
-  /** Writes the file from the database now: at controller start, and to repair it. */
-  sync(prisma: PrismaClient): Promise<void> {
-    return prisma.$transaction((tx) => this.apply(tx), { maxWait: 10_000, timeout: 20_000 });
   }
 
   private async baseText(): Promise<string> {

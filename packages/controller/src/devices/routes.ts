@@ -18,6 +18,7 @@ import {
   NewDevice,
   PatchDevice,
 } from './schemas.js';
+import { patchLabels } from './device-rows.js';
 import { selectorCondition } from './selector-sql.js';
 import { deviceView, labelsOf } from './view.js';
 
@@ -131,14 +132,7 @@ export function deviceRoutes(app: FastifyInstance): void {
       const { id } = request.params;
       const patch = request.body.labels;
       await commitChange(request, async (tx) => {
-        const device = await tx.device.findUnique({ where: { id }, select: { labels: true } });
-        if (!device) throw notFound(`device ${id}`);
-        const labels = { ...labelsOf(device) };
-        for (const [key, value] of Object.entries(patch)) {
-          if (value === null) delete labels[key];
-          else labels[key] = value;
-        }
-        await tx.device.update({ where: { id }, data: { labels } });
+        if (!(await patchLabels(tx, id, patch))) throw notFound(`device ${id}`);
         return {
           result: undefined,
           audit: { action: 'device.label', target: `device/${id}`, details: { labels: patch } },

@@ -14,7 +14,9 @@ export interface EnrolledDevice {
  * credentials and the controller's manifest-verification key come through here (the enrollment
  * issue). Each issuer runs inside the enrollment transaction, after the device row is written;
  * what it returns reaches the device as `credentials[name]`. A throw aborts the enrollment and
- * leaves the one-time token unused, so a device never ends up half enrolled.
+ * leaves the one-time token unused, so a device never ends up half enrolled. An issuer that also
+ * writes outside the database (a broker's password file) puts it back with onRollback
+ * (audit/change.ts) when the transaction rolls back, whichever step failed.
  */
 export interface CredentialIssuer {
   readonly name: string;

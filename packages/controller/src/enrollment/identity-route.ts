@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { commitChange } from '../audit/change.js';
 import { Labels } from '../desired/index.js';
 import { DeviceParams } from '../devices/schemas.js';
+import { patchLabels } from '../devices/device-rows.js';
 import { deviceView } from '../devices/view.js';
 import { GroupName } from '../groups/schemas.js';
 import { conflict, notFound } from '../http/errors.js';
@@ -57,12 +58,12 @@ export function identityRoutes(app: FastifyInstance): void {
         if (existing && !reissue) {
           throw conflict(`device ${id} exists: remove it first, or reissue its identity`);
         }
-        const device = existing
-          ? await tx.device.update({
-              where: { id },
-              data: { labels: { ...(existing.labels as Record<string, string>), ...labels } },
-            })
-          : await tx.device.create({ data: { id, labels } });
+        if (existing) {
+          if (!(await patchLabels(tx, id, labels))) throw notFound(`device ${id}`);
+        } else {
+          await tx.device.create({ data: { id, labels } });
+        }
+        const device = await tx.device.findUniqueOrThrow({ where: { id } });
         if (group !== undefined) {
           await tx.groupMember.upsert({
             where: { groupName_deviceId: { groupName: group, deviceId: id } },

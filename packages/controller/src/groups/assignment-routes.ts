@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { commitChange } from '../audit/change.js';
 import { notFound } from '../http/errors.js';
-import { requireGroup } from './view.js';
+import { lockGroup, requireGroup } from './view.js';
 import { AssignmentParams, AssignmentView, AssignRevision } from './schemas.js';
 
 /** Assignments: a group runs one revision of a service. */
@@ -24,7 +24,7 @@ export function assignmentRoutes(app: FastifyInstance): void {
     async (request) => {
       const { name, service } = request.params;
       return commitChange(request, async (tx) => {
-        await requireGroup(tx, name);
+        await lockGroup(tx, name);
         const revision = await tx.serviceRevision.findFirst({
           where: {
             serviceName: service,

@@ -13,7 +13,7 @@ import {
   GroupView,
   UpdateGroup,
 } from './schemas.js';
-import { groupInclude, groupView, requireDevices, requireGroup, storedSelector } from './view.js';
+import { groupInclude, groupView, lockGroup, requireDevices, storedSelector } from './view.js';
 
 const Cursor = z.tuple([z.string()]);
 const DeleteQuery = z.strictObject({
@@ -170,7 +170,7 @@ export function groupRoutes(app: FastifyInstance): void {
       const { name } = request.params;
       const { force } = request.query;
       await commitChange(request, async (tx) => {
-        await requireGroup(tx, name);
+        await lockGroup(tx, name);
         // One query at a time: Prisma runs an include's queries at once, which a transaction's
         // single connection can only queue.
         const assignments = await tx.assignment.findMany({
@@ -222,7 +222,7 @@ export function groupRoutes(app: FastifyInstance): void {
       const { name } = request.params;
       const members = [...new Set(request.body.members)];
       await commitChange(request, async (tx) => {
-        await requireGroup(tx, name);
+        await lockGroup(tx, name);
         await requireDevices(tx, request.body.members, 'body.members');
         const listed = await tx.groupMember.findMany({ where: { groupName: name } });
         const before = new Set(listed.map((member) => member.deviceId));

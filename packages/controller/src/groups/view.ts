@@ -68,6 +68,18 @@ export async function requireDevices(
   );
 }
 
+/**
+ * Locks the group's row until the transaction ends, 404 unless it exists: changes of one group's
+ * members, assignments and pins take turns (each reads what the one before wrote, so its audit row
+ * says what it replaced), and a deletion that checked the group is unused stays right until it
+ * commits (an assignment or pin racing it waits, then finds no group).
+ */
+export async function lockGroup(tx: Transaction, name: string): Promise<void> {
+  const rows = await tx.$queryRaw<{ name: string }[]>`
+    SELECT name FROM groups WHERE name = ${name} FOR UPDATE`;
+  if (rows.length === 0) throw notFound(`group ${name}`);
+}
+
 /** 404 unless the group exists. */
 export async function requireGroup(store: PrismaClient | Transaction, name: string): Promise<void> {
   if (!(await store.group.count({ where: { name } }))) throw notFound(`group ${name}`);

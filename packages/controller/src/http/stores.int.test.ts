@@ -94,6 +94,20 @@ describe.each<StoreKind>(['postgres', 'embedded'])('the API on the %s store', (s
     expect(audit.items.length).toBeGreaterThanOrEqual(20);
   });
 
+  it('edits labels, members and pins under the same row locks', async () => {
+    const patched = await api.call('operator', 'PATCH', '/v1/devices/pi-1', {
+      labels: { rack: '7', site: null },
+    });
+    expect(patched.statusCode).toBe(200);
+    expect(patched.json().labels).toEqual({ rack: '7' });
+    expect((await api.call('operator', 'PATCH', '/v1/devices/nope', { labels: {} })).statusCode).toBe(404); // prettier-ignore
+    expect((await api.call('operator', 'PUT', '/v1/groups/berlin/members', { members: ['pi-1'] })).statusCode).toBe(200); // prettier-ignore
+    const pinned = await api.call('operator', 'PUT', '/v1/pins', { device: 'pi-1', service: 'web', image: digest }); // prettier-ignore
+    expect(pinned.statusCode).toBe(201);
+    expect((await api.call('operator', 'DELETE', `/v1/pins/${pinned.json().id}`)).statusCode).toBe(204); // prettier-ignore
+    expect((await api.call('operator', 'DELETE', `/v1/pins/${pinned.json().id}`)).statusCode).toBe(404); // prettier-ignore
+  });
+
   it('revokes a token at once and deletes what it is told to', async () => {
     const issued = (await api.call('admin', 'POST', '/v1/tokens', { name: 'temp', role: 'viewer' })).json(); // prettier-ignore
     await api.call('admin', 'DELETE', `/v1/tokens/${issued.id}`);

@@ -3,6 +3,8 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { commitChange } from '../audit/change.js';
 import type { Pin, Prisma } from '../db/generated/client.js';
+import { lockDevice } from '../devices/device-rows.js';
+import { lockGroup } from '../groups/view.js';
 import { notFound } from '../http/errors.js';
 import { cutPage, decodeCursor, pageOf } from '../http/pages.js';
 import { PinParams, PinQuery, PinView, SetPin } from './schemas.js';
@@ -29,13 +31,10 @@ export function pinRoutes(app: FastifyInstance): void {
       const owner = group !== undefined ? { groupName: group } : { deviceId: device! };
       const target = group !== undefined ? `group/${group}` : `device/${device}`;
       const { pin, created } = await commitChange(request, async (tx) => {
-        // Checked one by one so that the answer names what is missing.
-        if (group !== undefined && !(await tx.group.count({ where: { name: group } }))) {
-          throw notFound(`group ${group}`);
-        }
-        if (device !== undefined && !(await tx.device.count({ where: { id: device } }))) {
-          throw notFound(`device ${device}`);
-        }
+        // Checked one by one so that the answer names what is missing. The owner's row stays
+        // locked: pins of one owner change in turns, each replacing what the one before set.
+        if (group !== undefined) await lockGroup(tx, group);
+        if (device !== undefined) await lockDevice(tx, device);
         if (!(await tx.service.count({ where: { name: service } }))) {
           throw notFound(`service ${service}`);
         }
@@ -104,9 +103,18 @@ export function pinRoutes(app: FastifyInstance): void {
     async (request, reply) => {
       const { id } = request.params;
       await commitChange(request, async (tx) => {
-        const pin = await tx.pin.findUnique({ where: { id } });
+        // One statement: of two deletions of one pin, the second finds nothing (404, not 409).
+        const [pin] = await tx.$queryRaw<
+          {
+            groupName: string | null;
+            deviceId: string | null;
+            serviceName: string;
+            image: string;
+          }[]
+        >`DELETE FROM pins WHERE id = ${id}::uuid
+          RETURNING group_name AS "groupName", device_id AS "deviceId",
+                    service_name AS "serviceName", image`;
         if (!pin) throw notFound(`pin ${id}`);
-        await tx.pin.delete({ where: { id } });
         const target = pin.groupName !== null ? `group/${pin.groupName}` : `device/${pin.deviceId}`;
         return {
           result: undefined,

@@ -18,6 +18,11 @@ export async function absorbRollout(
 ): Promise<boolean> {
   if (rollout.spec.targets.selector !== undefined || rollout.spec.targets.groups.length === 0)
     return false;
+  // The same locks as POST /v1/services and an operator's assignment: a revision number is taken
+  // once, and an assignment changed meanwhile is read before it is replaced, not overwritten.
+  await tx.$queryRaw`SELECT name FROM services WHERE name = ${rollout.service} FOR UPDATE`;
+  await tx.$queryRaw`SELECT name FROM groups WHERE name = ANY(${rollout.spec.targets.groups}::text[])
+    ORDER BY name FOR UPDATE`;
   const assignments = await tx.assignment.findMany({
     where: { serviceName: rollout.service, groupName: { in: rollout.spec.targets.groups } },
     include: { serviceRevision: true },
