@@ -47,7 +47,8 @@ async function serve(env: Record<string, string>): Promise<Served> {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  // 'close', not 'exit': the process may end before its last output has been read.
+  const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
   const listening = new Promise<void>((resolve) => {
     const read = (chunk: Buffer) => {
       output += chunk.toString();
@@ -58,7 +59,7 @@ async function serve(env: Record<string, string>): Promise<Served> {
   });
   const timeout = setTimeout(() => child.kill('SIGKILL'), 60_000);
   await Promise.race([listening, exited]);
-  if (child.exitCode === null) child.kill('SIGTERM');
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   const code = await exited;
   clearTimeout(timeout);
   return { code, output, dataDir };

@@ -44,6 +44,11 @@ Environment:
       const controller = await startController(config, apiRoutes).catch((error: Error) => {
         throw new CliError([error.message], EXIT.failed);
       });
+      // Listening for the stop signals before saying it runs: whoever reads that line may stop it.
+      const stopped = new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
       // Secrets go to files, never to the output: logs are collected and kept by others.
       const token = await ensureAdminToken(controller.db.prisma);
       if (token) {
@@ -53,11 +58,7 @@ Environment:
       io.stdout.write(
         `podfleet controller on ${controller.url} (API docs ${controller.url}/docs), devices connect to ${redactUrl(controller.mqttUrl)}\n`,
       );
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
+      await stopped;
       io.stdout.write('stopping: storing what was received…\n');
       await controller.close();
     });
