@@ -40,7 +40,8 @@ for _ in $(seq 200); do
   kill -0 "${pids[0]}" 2>/dev/null || { cat "$PODFLEET_DATA/controller.log"; exit 1; }
   sleep 0.1
 done
-echo "dashboard: $PODFLEET_URL/  (token: $(cat "$PODFLEET_DATA/admin-token"))"
+# The token stays in its file (serve prints only where it is): the dashboard asks for it.
+echo "dashboard: $PODFLEET_URL/  (admin token: cat $PODFLEET_DATA/admin-token)"
 
 say "a service, two groups (lab is pinned), $DEVICES devices"
 podfleet services apply -f examples/demo/web.yaml

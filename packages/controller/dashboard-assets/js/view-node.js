@@ -41,7 +41,7 @@ export function h(tag, attrs = {}, ...children) {
  * @returns {Node}
  */
 export function mount(node, doc) {
-  if (typeof node === 'string') return doc.createTextNode(node);
+  if (typeof node === 'string') return doc.createTextNode(visible(node));
   const element = doc.createElement(node.tag);
   for (const [name, value] of Object.entries(node.attrs)) {
     // Handlers are attached in code (one delegated listener), never from a view's attributes.
@@ -51,8 +51,34 @@ export function mount(node, doc) {
       for (const [property, text] of Object.entries(value)) {
         /** @type {HTMLElement} */ (element).style.setProperty(property, text);
       }
-    } else element.setAttribute(name, value === true ? '' : String(value));
+    } else {
+      const text = value === true ? '' : String(value);
+      element.setAttribute(name, SHOWN_ATTRIBUTES.has(name) ? visible(text) : text);
+    }
   }
   for (const child of node.children) element.append(mount(child, doc));
   return element;
+}
+
+/**
+ * What text may hold that the page would act on rather than show: controls, lone surrogates,
+ * line separators and bidi controls (an override can make `pi-17` read as another id).
+ */
+const ACTIVE = /[\p{Cc}\p{Cs}\p{Bidi_Control}\u2028\u2029]/gu;
+/** Attributes a person reads (tooltips, what a screen reader says); others are matched by code. */
+const SHOWN_ATTRIBUTES = new Set(['title', 'aria-label']);
+
+/**
+ * Text as it should be read: each character of ACTIVE as an escape (`\x1b`, `\u202e`), as the
+ * CLI shows it; newlines and tabs stay (journal lines are shown in a block that keeps them).
+ * @param {string} text
+ */
+export function visible(text) {
+  return text.replace(ACTIVE, (char) => {
+    if (char === '\n' || char === '\t') return char;
+    const code = char.charCodeAt(0);
+    return code < 0x20
+      ? `\\x${code.toString(16).padStart(2, '0')}`
+      : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
 }

@@ -4,6 +4,7 @@ import type { CommandResult } from '@podfleet/shared';
 import { clientFor, withConnection, type ConnectionFlags } from './api-client.js';
 import type { CliIo } from './io.js';
 import { formatTable } from './table.js';
+import { visible } from './terminal-text.js';
 
 type Flags = ConnectionFlags & { json?: boolean };
 
@@ -35,7 +36,8 @@ export function registerDeviceCommands(program: Command, io: CliIo): void {
       if (flags.json) return void io.stdout.write(`${JSON.stringify(result)}\n`);
       if (result.type !== 'logs') return;
       if (result.truncated) io.stdout.write('(older lines left out)\n');
-      for (const line of result.lines) io.stdout.write(`${line}\n`);
+      // Journal lines as the device sent them, one per line: tabs kept, other controls escaped.
+      for (const line of result.lines) io.stdout.write(`${visible(line, 'tabs')}\n`);
     });
 
   withConnection(program.command('autoupdate').argument('<device>'))
@@ -57,7 +59,7 @@ export function registerDeviceCommands(program: Command, io: CliIo): void {
           result.results.map((r) => [r.unit, r.container, r.image, r.policy, r.updated]),
         ),
       );
-      if (result.reason) io.stdout.write(`${result.reason}\n`);
+      if (result.reason) io.stdout.write(`${visible(result.reason)}\n`);
     });
 
   withConnection(program.command('restart').argument('<device>').argument('<service>'))
@@ -68,7 +70,7 @@ export function registerDeviceCommands(program: Command, io: CliIo): void {
       if (flags.json) return void io.stdout.write(`${JSON.stringify(result)}\n`);
       if (result.type !== 'restart') return;
       io.stdout.write(
-        `${service} on ${device}: ${result.ready ? 'restarted, ready' : `restarted, not ready${result.reason ? `: ${result.reason}` : ''}`}\n`,
+        `${visible(`${service} on ${device}: ${result.ready ? 'restarted, ready' : `restarted, not ready${result.reason ? `: ${result.reason}` : ''}`}`)}\n`,
       );
     });
 }

@@ -16,6 +16,7 @@ import { clientFor, withConnection, type ApiClient, type ConnectionFlags } from 
 import { commandGroup } from './command-group.js';
 import { parseLabelList } from './devices.js';
 import { CliError, EXIT, type CliIo } from './io.js';
+import { visible } from './terminal-text.js';
 
 interface EnrollFlags extends ConnectionFlags {
   port: number;
@@ -105,7 +106,7 @@ Example:
         onlineTimeoutMs: flags.timeout * 1000,
         bundle: flags.agentBundle ? () => bundleAt(flags.agentBundle!) : repoAgentBundle,
         controller: controllerApi(api),
-        print: (line) => (flags.json ? io.stderr : io.stdout).write(`${line}\n`),
+        print: (line) => (flags.json ? io.stderr : io.stdout).write(`${visible(line, 'tabs')}\n`),
         signal: interrupt.signal,
       };
       // Ctrl-C (or SIGTERM) ends the enrollment at the next step boundary and undoes it.

@@ -188,6 +188,42 @@ describe('podfleet against a running controller', () => {
     expect(table.stdout).toContain('2026-01-01T00:03:00.000Z  pi-1    apply  generation 3 applied');
   });
 
+  it('shows what a device sent with its controls escaped, never acting on the terminal', async () => {
+    const hostile = 'boom\x1b[2J\x1b]0;owned\x07\x9b31m\u202eevil\nfake row';
+    await api.prisma.device.create({
+      data: { id: 'pi-x', labels: { note: 'a\tb' }, agentVersion: hostile },
+    });
+    await api.prisma.deviceEvent.create({
+      data: {
+        id: randomUUID(),
+        deviceId: 'pi-x',
+        type: 'error',
+        at: new Date(Date.UTC(2026, 0, 2)),
+        payload: { type: 'error', service: 'web', message: hostile },
+      },
+    });
+    const table = await run('events', '--device', 'pi-x');
+    expect(table.code).toBe(0);
+    expect(table.stdout.replaceAll('\n', '')).not.toMatch(/[\p{Cc}\p{Bidi_Control}]/u);
+    expect(table.stdout.split('\n')).toEqual([
+      'AT                        DEVICE  TYPE   WHAT',
+      '2026-01-02T00:00:00.000Z  pi-x    error  web: boom\\x1b[2J\\x1b]0;owned\\x07\\u009b31m\\u202eevil\\nfake row',
+      '',
+    ]);
+    // JSON keeps the text whole: C0 escaped by JSON itself, C1 and bidi as \u escapes.
+    const json = await run('events', '--device', 'pi-x', '--json');
+    expect(json.stdout).not.toMatch(/[\x7f-\x9f\u202a-\u202e]/);
+    expect(JSON.parse(json.stdout)[0].payload.message).toBe(hostile);
+    const devices = await run('devices', 'ls', '--selector', 'note');
+    expect(devices.stdout).toMatch(/^pi-x\s+no\s+0\/0\s+-\s+note=a\\tb$/m);
+    // An error quoting what it was given is one line, its controls shown.
+    expect(await runCliCaptured(['render', '-f', '-', '--style', 'x\x1b[2J\ny'])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'podfleet: --style: must be service or quadlet, not x\\x1b[2J\\ny\n',
+    });
+  });
+
   it('prints help for every command it adds', async () => {
     for (const command of [
       ['devices', 'ls'],

@@ -1,10 +1,12 @@
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 
 /** Where a command reads and writes; the real process streams, or buffers in a test. */
 export interface CliIo {
-  stdout: Pick<Writable, 'write'>;
-  stderr: Pick<Writable, 'write'>;
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
   stdin: Readable;
+  /** Set when standard output is a terminal: clears it and shows `screen` (terminal-text.ts). */
+  redraw?: (screen: string) => void;
 }
 
 /** Exit codes: 0 done, 1 failed while working, 2 bad input (usage, flags, files, specs). */

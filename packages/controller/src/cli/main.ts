@@ -15,6 +15,7 @@ import { registerMigrate } from './migrate.js';
 import { registerRollout } from './rollout.js';
 import { registerDeviceCommands } from './device-commands.js';
 import { registerServe } from './serve.js';
+import { terminalIo, visible } from './terminal-text.js';
 
 /** Builds the `podfleet` program; each command registers itself. */
 export function buildProgram(io: CliIo): Command {
@@ -46,25 +47,35 @@ export function buildProgram(io: CliIo): Command {
   return program;
 }
 
-/** Runs one command line and returns the exit code; nothing here calls process.exit. */
-export async function runCli(argv: string[], io: CliIo): Promise<number> {
+/**
+ * Runs one command line and returns the exit code; nothing here calls process.exit. Everything
+ * printed goes through terminalIo; an error is one line whatever its message holds (an API
+ * message may quote what a device or a user sent).
+ */
+export async function runCli(argv: string[], raw: CliIo): Promise<number> {
+  const io = terminalIo(raw);
   const program = buildProgram(io);
+  const fail = (line: string) => io.stderr.write(`podfleet: ${visible(line)}\n`);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return EXIT.ok;
   } catch (error) {
     if (error instanceof CliError) {
-      for (const line of error.lines) io.stderr.write(`podfleet: ${line}\n`);
+      for (const line of error.lines) fail(line);
       return error.exitCode;
     }
     if (error instanceof CommanderError) {
       if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version')
         return EXIT.ok;
       if (error.code === 'commander.help') return EXIT.ok;
-      io.stderr.write(`podfleet: ${error.message.replace(/^error: /, '')}\n`);
+      // Commander's own message may add a line (`(Did you mean …?)`); each gets the prefix.
+      error.message
+        .replace(/^error: /, '')
+        .split('\n')
+        .forEach(fail);
       return EXIT.badInput;
     }
-    io.stderr.write(`podfleet: ${error instanceof Error ? error.message : String(error)}\n`);
+    fail(error instanceof Error ? error.message : String(error));
     return EXIT.failed;
   }
 }

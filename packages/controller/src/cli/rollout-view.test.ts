@@ -120,3 +120,13 @@ describe('the rollout watch view', () => {
     );
   });
 });
+
+describe('the rollout watch view of what a device sent', () => {
+  it('keeps a failure reason on its own line, its controls shown as escapes', () => {
+    const s = status();
+    s.failures = [{ ...s.failures[0]!, reason: 'bad\x1b[2J\n  z: fake failure\u202e' }];
+    const lines = renderRollout(s).split('\n');
+    expect(lines).toContain('  b: bad\\x1b[2J\\n  z: fake failure\\u202e');
+    expect(lines.some((line) => line.startsWith('  z:'))).toBe(false);
+  });
+});

@@ -1,4 +1,5 @@
 import type { RolloutStatus } from '../rollouts/status.js';
+import { visible } from './terminal-text.js';
 
 const BAR = 24;
 
@@ -51,5 +52,6 @@ export function renderRollout(status: RolloutStatus, maxFailures = 10): string {
     const more = Math.max(c.failed, failures.length) - Math.min(maxFailures, failures.length);
     if (more > 0) lines.push(`  … and ${more} more`);
   }
-  return `${lines.join('\n')}\n`;
+  // Reasons and ids come from devices: each stays on its own line, controls shown as escapes.
+  return `${lines.map((line) => visible(line)).join('\n')}\n`;
 }

@@ -14,6 +14,7 @@ import {
 import { CliError, EXIT, type CliIo } from './io.js';
 import { renderRollout } from './rollout-view.js';
 import { formatTable } from './table.js';
+import { visible } from './terminal-text.js';
 
 interface SpecFlags extends ConnectionFlags {
   file?: string;
@@ -189,9 +190,10 @@ export function registerRollout(program: Command, io: CliIo): void {
       if (rows.length > 0) io.stdout.write(formatTable(['BATCH', 'DEVICE', 'IMAGE'], rows));
       for (const batch of plan.batches) {
         const name = batch.kind === 'canary' ? 'canary' : `batch ${batch.index}`;
-        for (const line of batch.forecast) io.stdout.write(`${name}: ${line}\n`);
+        for (const line of batch.forecast) io.stdout.write(`${name}: ${visible(line)}\n`);
       }
-      for (const { id, reason } of plan.excluded) io.stdout.write(`left out: ${id} (${reason})\n`);
+      for (const { id, reason } of plan.excluded)
+        io.stdout.write(`${visible(`left out: ${id} (${reason})`)}\n`);
     });
 
   specOptions(rollout.command('start').argument('[service]').argument('[image]'))
@@ -272,7 +274,7 @@ export function registerRollout(program: Command, io: CliIo): void {
         io.stdout.write(
           flags.json
             ? `${JSON.stringify(status)}\n`
-            : `rollout ${status.id}: ${status.state}${status.reason ? ` (${status.reason})` : ''}\n`,
+            : `${visible(`rollout ${status.id}: ${status.state}${status.reason ? ` (${status.reason})` : ''}`)}\n`,
         );
       });
   }
@@ -307,16 +309,16 @@ export function registerRollout(program: Command, io: CliIo): void {
 
 /** Follows the server-sent events of a rollout; resolves when it ends, with its exit code. */
 async function watch(api: ApiClient, id: string, io: CliIo, json: boolean): Promise<void> {
-  const tty = 'isTTY' in io.stdout && Boolean((io.stdout as { isTTY?: boolean }).isTTY);
+  const tty = io.redraw !== undefined;
   let final: RolloutStatus | undefined;
   for await (const event of api.stream(`/v1/rollouts/${encodeURIComponent(id)}/stream`)) {
     if (event.event === 'status') {
       const status = JSON.parse(event.data) as RolloutStatus;
       final = status;
       if (json) io.stdout.write(`${event.data}\n`);
-      else if (tty) io.stdout.write(`\x1b[H\x1b[2J${renderRollout(status)}`);
+      else io.redraw?.(renderRollout(status));
     } else if (event.event === 'happening' && !json && !tty) {
-      io.stdout.write(`${(JSON.parse(event.data) as { line: string }).line}\n`);
+      io.stdout.write(`${visible((JSON.parse(event.data) as { line: string }).line)}\n`);
     }
   }
   if (!final)

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { ensureAdminToken, writeAdminToken } from '../auth/bootstrap.js';
 import { apiRoutes } from '../http/routes.js';
 import { ConfigError, readServeConfig } from '../serve/config.js';
+import { redactUrl } from '../serve/redact-url.js';
 import { startController } from '../serve/serve.js';
 import { CliError, EXIT, type CliIo } from './io.js';
 
@@ -43,19 +44,21 @@ Environment:
       const controller = await startController(config, apiRoutes).catch((error: Error) => {
         throw new CliError([error.message], EXIT.failed);
       });
+      // Listening for the stop signals before saying it runs: whoever reads that line may stop it.
+      const stopped = new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
+      // Secrets go to files, never to the output: logs are collected and kept by others.
       const token = await ensureAdminToken(controller.db.prisma);
       if (token) {
         const file = await writeAdminToken(config.PODFLEET_DATA, token);
-        io.stdout.write(`admin token (shown once, also in ${file}): ${token}\n`);
+        io.stdout.write(`admin token written to ${file} (readable by this user only)\n`);
       }
       io.stdout.write(
-        `podfleet controller on ${controller.url} (API docs ${controller.url}/docs), devices connect to ${controller.mqttUrl}\n`,
+        `podfleet controller on ${controller.url} (API docs ${controller.url}/docs), devices connect to ${redactUrl(controller.mqttUrl)}\n`,
       );
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
+      await stopped;
       io.stdout.write('stopping: storing what was received…\n');
       await controller.close();
     });

@@ -1,8 +1,12 @@
+import { visible } from './terminal-text.js';
+
 /**
  * Rows as aligned columns under upper-case headers, two spaces apart, as `podman ps` and
- * `kubectl get` print them; the last column is not padded.
+ * `kubectl get` print them; the last column is not padded. A cell is one line: its newlines,
+ * tabs and other controls show as escapes, so a device cannot add a row or shift a column.
  */
-export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[]) {
+export function formatTable(headers: readonly string[], shownRows: readonly (readonly string[])[]) {
+  const rows = shownRows.map((row) => row.map((cell) => visible(cell)));
   const widths = headers.map((header, column) =>
     Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)),
   );

@@ -259,6 +259,40 @@ describe('dashboard in headless Chromium', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('shows what a device reported about itself as text: markup, controls and bidi overrides', async () => {
+    const device = 'hostile-01';
+    await controller.db.prisma.device.create({ data: { id: device, labels: { note: MARKUP } } });
+    await controller.ingest({
+      states: [
+        {
+          device,
+          generation: 0,
+          reportedAt: new Date().toISOString(),
+          agent: { version: `${MARKUP}\u202e1.0` },
+          host: { podman: MARKUP, systemd: '\x1b[2J257\x9b', arch: 'x86_64', unitStyle: 'service' },
+          services: [],
+        },
+      ],
+    });
+    await page.reload();
+    const row = page
+      .getByRole('table', { name: 'Devices', exact: true })
+      .getByRole('row')
+      .filter({ hasText: device });
+    await row.waitFor();
+    const cells = await row.locator('td').allTextContents();
+    expect(cells.slice(2)).toEqual([
+      `note=${MARKUP}`,
+      `${MARKUP} service`,
+      '\\x1b[2J257\\u009b',
+      `${MARKUP}\\u202e1.0`,
+      '0 / 0',
+    ]);
+    expect(await page.locator('img').count()).toBe(0);
+    expect(dialogs).toEqual([]);
+    expect(pageErrors).toEqual([]);
+  });
+
   it('says "token refused" for a token the controller does not know, and asks again', async () => {
     const stranger = await browser.newContext();
     try {

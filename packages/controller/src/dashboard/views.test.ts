@@ -93,6 +93,25 @@ describe('dashboard views', () => {
     expect(button?.attributes.get('aria-pressed')).toBe('true');
   });
 
+  it('shows controls and bidi overrides a device sent as escapes, in text and tooltips', () => {
+    const doc = new FakeDocument();
+    const mounted = mount(
+      h(
+        'td',
+        { title: 'at \u202e71', 'data-device': 'pi-1' },
+        'pi-\u202e71-ip\x1b[2J\x9b',
+        'a\tb\nc',
+      ),
+      doc,
+    );
+    expect(mounted.children.map((node) => node.text)).toEqual([
+      'pi-\\u202e71-ip\\x1b[2J\\u009b',
+      'a\tb\nc',
+    ]);
+    expect(mounted.attributes.get('title')).toBe('at \\u202e71');
+    expect(mounted.attributes.get('data-device')).toBe('pi-1');
+  });
+
   it('refuses event handler attributes, whatever a view is handed', () => {
     expect(() => mount(h('span', { onclick: 'alert(1)' }), new FakeDocument())).toThrow(
       'onclick: event handler attributes are not allowed',

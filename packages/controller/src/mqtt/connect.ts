@@ -1,4 +1,5 @@
 import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
+import { redactUrl } from '../serve/redact-url.js';
 
 export interface BrokerSession {
   client: MqttClient;
@@ -30,7 +31,7 @@ export function connectBroker(
     const fail = (error: Error) => {
       client.removeListener('connect', connected);
       client.end(true);
-      reject(new Error(`cannot connect to ${url}: ${error.message}`));
+      reject(new Error(`cannot connect to ${redactUrl(url)}: ${error.message}`));
     };
     const connected = (connack: IConnackPacket) => {
       client.removeListener('error', fail);

@@ -26,6 +26,7 @@ import { loadRolloutOverrides } from '../rollouts/overrides.js';
 import { rolloutRoutes } from '../rollouts/routes.js';
 import type { ServeConfig } from './config.js';
 import { PeerSessions } from './peer-sessions.js';
+import { redactUrl } from './redact-url.js';
 import { sessionRunner } from './sessions.js';
 
 export interface RunningController {
@@ -145,7 +146,11 @@ export async function startController(
     broker.client.on('error', (error) => logger.warn({ err: error }, 'broker connection error'));
     broker.client.on('reconnect', () => logger.info('reconnecting to the broker'));
     logger.info(
-      { broker: redact(mqttUrl), embedded: Boolean(embedded), shared: broker.sharedSubscriptions },
+      {
+        broker: redactUrl(mqttUrl),
+        embedded: Boolean(embedded),
+        shared: broker.sharedSubscriptions,
+      },
       'broker connected',
     );
 
@@ -220,8 +225,4 @@ export async function startController(
     await cleanup();
     throw error;
   }
-}
-
-function redact(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }
