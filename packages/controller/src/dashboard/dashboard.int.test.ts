@@ -265,12 +265,20 @@ describe('dashboard in headless Chromium', () => {
     await controller.ingest({
       states: [
         {
-          device,
-          generation: 0,
-          reportedAt: new Date().toISOString(),
-          agent: { version: `${MARKUP}\u202e1.0` },
-          host: { podman: MARKUP, systemd: '\x1b[2J257\x9b', arch: 'x86_64', unitStyle: 'service' },
-          services: [],
+          report: {
+            device,
+            generation: 0,
+            reportedAt: new Date().toISOString(),
+            agent: { version: `${MARKUP}\u202e1.0` },
+            host: {
+              podman: MARKUP,
+              systemd: '\x1b[2J257\x9b',
+              arch: 'x86_64',
+              unitStyle: 'service',
+            },
+            services: [],
+          },
+          receivedAt: new Date(),
         },
       ],
     });
