@@ -17,11 +17,11 @@ export function registerEvents(program: Command, io: CliIo): void {
     program
       .command('events')
       .description(
-        'what devices reported: apply, auto-update, rollback, drift, error; newest first',
+        'what devices reported: apply, auto-update, rollback, drift, error; newest received first (a device clock that disagrees is shown beside it)',
       )
       .option('--device <id>', 'only this device')
       .option('--type <type>', 'only this type (apply, auto-update, rollback, drift, error)')
-      .option('--since <time>', 'only events at or after this ISO time')
+      .option('--since <time>', 'only events received at or after this ISO time')
       .option('--limit <n>', 'at most this many', '20')
       .option('--json', 'print the events as JSON'),
   )
@@ -44,11 +44,26 @@ export function registerEvents(program: Command, io: CliIo): void {
       }
       io.stdout.write(
         formatTable(
-          ['AT', 'DEVICE', 'TYPE', 'WHAT'],
-          events.map((event) => [event.at, event.device, event.type, summarize(event.payload)]),
+          ['RECEIVED', 'DEVICE', 'TYPE', 'WHAT'],
+          events.map((event) => [
+            event.receivedAt,
+            event.device,
+            event.type,
+            summarize(event.payload) + deviceClock(event.at, event.receivedAt),
+          ]),
         ),
       );
     });
+}
+
+/**
+ * The device's own time of the event when it is a minute or more from when the controller
+ * received it: a clock that is off (or an event that waited offline) is shown, not hidden.
+ */
+function deviceClock(at: string, receivedAt: string): string {
+  return Math.abs(Date.parse(at) - Date.parse(receivedAt)) >= 60_000
+    ? ` (device clock: ${at})`
+    : '';
 }
 
 /** One line per event, from the fields each DeviceEvent type has. */

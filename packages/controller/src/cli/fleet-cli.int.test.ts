@@ -172,20 +172,26 @@ describe('podfleet against a running controller', () => {
     expect(bad.stderr.split('\n')).toHaveLength(2);
   });
 
-  it('shows events newest first', async () => {
+  it('shows events newest received first, with a device clock that disagrees beside them', async () => {
+    const minute = (n: number) => new Date(Date.UTC(2026, 0, 1, 0, n));
     await api.prisma.deviceEvent.createMany({
-      data: [1, 2, 3].map((minute) => ({
+      data: [1, 2, 3].map((n) => ({
         id: randomUUID(),
         deviceId: 'pi-1',
         type: 'apply',
-        at: new Date(Date.UTC(2026, 0, 1, 0, minute)),
-        payload: { type: 'apply', generation: minute, result: 'applied' },
+        at: n === 2 ? new Date(Date.UTC(2099, 0, 1)) : minute(n),
+        receivedAt: minute(n),
+        payload: { type: 'apply', generation: n, result: 'applied' },
       })),
     });
     const json = await run('events', '--device', 'pi-1', '--limit', '2', '--json');
     expect(JSON.parse(json.stdout).map((e: { payload: { generation: number } }) => e.payload.generation)).toEqual([3, 2]); // prettier-ignore
     const table = await run('events', '--type', 'apply');
-    expect(table.stdout).toContain('2026-01-01T00:03:00.000Z  pi-1    apply  generation 3 applied');
+    expect(table.stdout.split('\n').slice(0, 3)).toEqual([
+      'RECEIVED                  DEVICE  TYPE   WHAT',
+      '2026-01-01T00:03:00.000Z  pi-1    apply  generation 3 applied',
+      '2026-01-01T00:02:00.000Z  pi-1    apply  generation 2 applied (device clock: 2099-01-01T00:00:00.000Z)',
+    ]);
   });
 
   it('shows what a device sent with its controls escaped, never acting on the terminal', async () => {
@@ -199,6 +205,7 @@ describe('podfleet against a running controller', () => {
         deviceId: 'pi-x',
         type: 'error',
         at: new Date(Date.UTC(2026, 0, 2)),
+        receivedAt: new Date(Date.UTC(2026, 0, 2)),
         payload: { type: 'error', service: 'web', message: hostile },
       },
     });
@@ -206,7 +213,7 @@ describe('podfleet against a running controller', () => {
     expect(table.code).toBe(0);
     expect(table.stdout.replaceAll('\n', '')).not.toMatch(/[\p{Cc}\p{Bidi_Control}]/u);
     expect(table.stdout.split('\n')).toEqual([
-      'AT                        DEVICE  TYPE   WHAT',
+      'RECEIVED                  DEVICE  TYPE   WHAT',
       '2026-01-02T00:00:00.000Z  pi-x    error  web: boom\\x1b[2J\\x1b]0;owned\\x07\\u009b31m\\u202eevil\\nfake row',
       '',
     ]);
