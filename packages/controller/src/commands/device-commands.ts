@@ -68,6 +68,10 @@ export class DeviceCommands {
   private receive(topic: string, payload: Buffer): void {
     const parsed = parseDeviceTopic(topic);
     if (parsed?.kind !== 'cmd/res') return;
+    // Parsed only when a command waits for this device: one answering unasked, or flooding, costs
+    // a lookup, not a JSON parse.
+    const device = parsed.device;
+    if (![...this.waiting.values()].some((waiting) => waiting.device === device)) return;
     let json: unknown;
     try {
       json = JSON.parse(payload.toString());
