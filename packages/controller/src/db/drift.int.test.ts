@@ -65,8 +65,8 @@ describe('schema.prisma and prisma/migrations', () => {
     ],
     [
       'a dropped index',
-      (text: string) => text.replace(/^\s+@@index\(\[at, id\]\)\n/m, ''),
-      ['model DeviceEvent (device_events): [-] Removed index on columns (at, id)'],
+      (text: string) => text.replace(/^\s+@@index\(\[receivedAt, id\]\)\n/m, ''),
+      ['model DeviceEvent (device_events): [-] Removed index on columns (received_at, id)'],
     ],
     [
       'a new model',
