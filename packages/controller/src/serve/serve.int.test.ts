@@ -20,9 +20,9 @@ const log = pino({ level: 'silent' });
 
 /** A controller of its own on the shared broker: own client id and share group, short session. */
 function isolated() {
-  const id = `pf-test-${randomUUID()}`;
+  const id = `pf-test-${randomUUID().slice(0, 13)}`;
   return {
-    PODFLEET_CONTROLLER_ID: id,
+    PODFLEET_CONTROLLER_ID: `podfleet-controller-${id}`,
     PODFLEET_SHARE_GROUP: id,
     PODFLEET_MQTT_SESSION_EXPIRY: '5',
   };
