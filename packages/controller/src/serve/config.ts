@@ -40,11 +40,14 @@ export const ServeConfig = z.object({
     .int()
     .min(0)
     .default(24 * 3600),
-  /** The shared-subscription group: the same for every controller of one fleet. */
+  /**
+   * The shared-subscription group: the same for every controller of one fleet. Unset, a random
+   * one stored in the database (serve/share-group.ts); one set here must be kept from devices.
+   */
   PODFLEET_SHARE_GROUP: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, { message: 'letters, digits, _ and - only' })
-    .default('podfleet'),
+    .optional(),
   /** A device not heard from for this many seconds is offline. */
   PODFLEET_OFFLINE_AFTER: z.coerce.number().int().min(10).default(180),
   PODFLEET_SIGNING_KEY: z.string().optional(),

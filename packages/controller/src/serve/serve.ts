@@ -27,6 +27,7 @@ import { rolloutRoutes } from '../rollouts/routes.js';
 import type { ServeConfig } from './config.js';
 import { PeerSessions } from './peer-sessions.js';
 import { sessionRunner } from './sessions.js';
+import { fleetShareGroup, leaveFormerShareGroups } from './share-group.js';
 
 export interface RunningController {
   /** http://HOST:PORT */
@@ -79,6 +80,8 @@ export async function startController(
       'database ready',
     );
 
+    const shareGroup = await fleetShareGroup(db.prisma, config.PODFLEET_SHARE_GROUP);
+
     let embedded: EmbeddedBroker | undefined;
     let mqttUrl = config.MQTT_URL;
     if (!mqttUrl) {
@@ -103,7 +106,7 @@ export async function startController(
       journalDir: join(config.PODFLEET_DATA, 'ingest-journal'),
       withSession: withSession.run,
       log: logger,
-      shareGroup: config.PODFLEET_SHARE_GROUP,
+      shareGroup,
     });
     // Runs after the broker connection ends (cleanups go newest first): nothing arrives unjournaled.
     cleanups.push(() => ingest.close());
@@ -156,6 +159,15 @@ export async function startController(
     const replayed = await ingest.replay();
     if (replayed > 0) logger.info({ replayed }, 'ingest journal replayed');
     await ingest.subscribe(broker.client, broker.sharedSubscriptions);
+    if (broker.sharedSubscriptions) {
+      const left = await leaveFormerShareGroups(
+        broker.client,
+        config.PODFLEET_DATA,
+        shareGroup,
+        ingest.topicFilters(false),
+      );
+      if (left.length > 0) logger.info({ groups: left }, 'left former share groups');
+    }
     if (broker.sharedSubscriptions) peers?.watch();
 
     const { key, created } = loadSigningKey(config, config.PODFLEET_DATA);
