@@ -136,6 +136,7 @@ export async function startController(
       mqttUrl,
       {
         ...tls,
+        ...embedded?.controllerLogin,
         ...controllerSessionOptions(
           config.PODFLEET_CONTROLLER_ID,
           config.PODFLEET_MQTT_SESSION_EXPIRY,
