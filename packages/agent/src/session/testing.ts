@@ -157,8 +157,8 @@ export interface PrivateBroker {
 }
 
 /**
- * A Mosquitto of its own on a free loopback port, with deploy/mosquitto's config, ACL and a
- * password file for `users`: the deployment's broker rules, for real.
+ * A Mosquitto of its own on free loopback ports, with deploy/mosquitto's config, ACL and password
+ * files for `users`: the deployment's broker rules, for real. `url` is the devices' listener.
  */
 export async function startDeploymentBroker(users: Record<string, string>): Promise<PrivateBroker> {
   const dir = await mkdtemp(join(tmpdir(), 'podfleet-agent-broker-'));
@@ -166,18 +166,30 @@ export async function startDeploymentBroker(users: Record<string, string>): Prom
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
   const port = (probe.address() as AddressInfo).port;
   await new Promise((resolve) => probe.close(resolve));
+  const probe2 = createServer();
+  await new Promise<void>((resolve) => probe2.listen(0, '127.0.0.1', resolve));
+  const controllerPort = (probe2.address() as AddressInfo).port;
+  await new Promise((resolve) => probe2.close(resolve));
+  // Every account on the devices' listener (the controller writes its own into that file too);
+  // the controllers' listener has the podfleet-controller… accounts only.
   const passwd = join(dir, 'passwd');
-  await writeFile(passwd, '', { mode: 0o600 });
+  const controllersPasswd = join(dir, 'controllers.passwd');
+  for (const file of [passwd, controllersPasswd]) await writeFile(file, '', { mode: 0o600 });
   for (const [user, password] of Object.entries(users)) {
-    const made = spawnSync('mosquitto_passwd', ['-b', passwd, user, password], {
-      encoding: 'utf8',
-    });
-    if (made.status !== 0) throw new Error(`mosquitto_passwd: ${made.stderr.trim()}`);
+    const files = user.startsWith('podfleet-controller') ? [passwd, controllersPasswd] : [passwd];
+    for (const file of files) {
+      const made = spawnSync('mosquitto_passwd', ['-b', file, user, password], {
+        encoding: 'utf8',
+      });
+      if (made.status !== 0) throw new Error(`mosquitto_passwd: ${made.stderr.trim()}`);
+    }
   }
   const config = (await readFile(join(DEPLOY, 'mosquitto.conf'), 'utf8'))
     .replace(/^listener 1883$/m, `listener ${port} 127.0.0.1`)
+    .replace(/^listener 1884$/m, `listener ${controllerPort} 127.0.0.1`)
+    .replace('/mosquitto/data/controllers.passwd', controllersPasswd)
     .replace('/mosquitto/data/passwd', passwd)
-    .replace('/mosquitto/config/acl', join(DEPLOY, 'acl'))
+    .replaceAll('/mosquitto/config/acl', join(DEPLOY, 'acl'))
     .replace(/^persistence true$/m, 'persistence false')
     .replace(/^persistence_location .*$/m, '');
   // Running as root, Mosquitto would drop to its own user, which cannot read this directory.

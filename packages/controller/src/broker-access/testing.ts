@@ -5,41 +5,69 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { mosquittoPasswordHash } from './mosquitto-password.js';
+import { renderPasswordFile } from './password-file.js';
 
 const DEPLOY = fileURLToPath(new URL('../../../../deploy/mosquitto/', import.meta.url));
 
 export interface ManagedMosquitto {
+  /** The devices' listener (deploy/mosquitto's 1883). */
   url: string;
   port: number;
+  /** The controllers' listener (deploy/mosquitto's 1884): accounts of `controllersFile` only. */
+  controllerUrl: string;
+  controllerPort: number;
   dir: string;
   /** The password file the controller writes, and the pid file it signals. */
   passwordFile: string;
   pidFile: string;
+  /** The controllers' password file (the compose entrypoint writes it in a deployment). */
+  controllersFile: string;
   /** What the broker logged so far. */
   log(): string;
   stop(): Promise<void>;
 }
 
+/** The options a listener added by `extraConfig` needs to be a devices' or a controllers' one. */
+export interface ListenerOptions {
+  devices: string;
+  controllers: string;
+}
+
 /**
- * A private Mosquitto on a free loopback port with deploy/mosquitto's config and ACL, a pid file,
- * and a password file that starts empty: the controller under test writes it.
- * `extraConfig` is appended (TLS listeners).
+ * A private Mosquitto on free loopback ports with deploy/mosquitto's config and ACL, a pid file,
+ * a devices' password file (the controller under test writes it; empty unless `accounts.devices`)
+ * and a controllers' one with `accounts.controllers` (username → password). `extraConfig` is
+ * appended (further listeners, given the options each kind of listener has in deploy/mosquitto).
  */
 export async function startManagedMosquitto(
-  extraConfig: (dir: string) => Promise<string> | string = () => '',
+  extraConfig: (dir: string, listener: ListenerOptions) => Promise<string> | string = () => '',
+  accounts: {
+    controllers?: Readonly<Record<string, string>>;
+    devices?: Readonly<Record<string, string>>;
+  } = {},
 ): Promise<ManagedMosquitto> {
   const dir = await mkdtemp(join(tmpdir(), 'podfleet-broker-access-'));
   const port = await freePort();
+  const controllerPort = await freePort();
   const passwordFile = join(dir, 'passwd');
+  const controllersFile = join(dir, 'controllers.passwd');
   const pidFile = join(dir, 'mosquitto.pid');
-  await writeFile(passwordFile, '', { mode: 0o600 });
+  await writeFile(passwordFile, passwordFileOf(accounts.devices), { mode: 0o600 });
+  await writeFile(controllersFile, passwordFileOf(accounts.controllers), { mode: 0o600 });
   const config = (await readFile(join(DEPLOY, 'mosquitto.conf'), 'utf8'))
     .replace(/^listener 1883$/m, `listener ${port} 127.0.0.1`)
+    .replace(/^listener 1884$/m, `listener ${controllerPort} 127.0.0.1`)
+    .replace('/mosquitto/data/controllers.passwd', controllersFile)
     .replace('/mosquitto/data/passwd', passwordFile)
-    .replace('/mosquitto/config/acl', join(DEPLOY, 'acl'))
+    .replaceAll('/mosquitto/config/acl', join(DEPLOY, 'acl'))
     .replace(/^persistence true$/m, 'persistence false')
     .replace(/^persistence_location .*$/m, '');
-  const extra = await extraConfig(dir);
+  const acl = `acl_file ${join(DEPLOY, 'acl')}`;
+  const extra = await extraConfig(dir, {
+    devices: `allow_anonymous false\nuse_username_as_clientid true\npassword_file ${passwordFile}\n${acl}`,
+    controllers: `allow_anonymous false\npassword_file ${controllersFile}\n${acl}`,
+  });
   // Root would otherwise drop to the mosquitto user, which cannot read the temporary directory.
   await writeFile(
     join(dir, 'mosquitto.conf'),
@@ -61,9 +89,12 @@ export async function startManagedMosquitto(
   return {
     url: `mqtt://127.0.0.1:${port}`,
     port,
+    controllerUrl: `mqtt://127.0.0.1:${controllerPort}`,
+    controllerPort,
     dir,
     passwordFile,
     pidFile,
+    controllersFile,
     log: () => log,
     async stop() {
       broker.kill('SIGTERM');
@@ -71,6 +102,15 @@ export async function startManagedMosquitto(
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+function passwordFileOf(accounts: Readonly<Record<string, string>> = {}): string {
+  return renderPasswordFile(
+    Object.entries(accounts).map(([username, password]) => ({
+      username,
+      hash: mosquittoPasswordHash(password),
+    })),
+  );
 }
 
 export async function freePort(): Promise<number> {

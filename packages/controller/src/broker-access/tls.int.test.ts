@@ -24,13 +24,14 @@ describe('the controller’s broker connection over TLS with a private CA', () =
 
   beforeAll(async () => {
     tlsPort = await freePort();
-    broker = await startManagedMosquitto((dir) => {
+    broker = await startManagedMosquitto((dir, listener) => {
       const ca = makePrivateCa(dir);
       return [
         `listener ${tlsPort} 127.0.0.1`,
         `cafile ${ca.caFile}`,
         `certfile ${ca.certFile}`,
         `keyfile ${ca.keyFile}`,
+        listener.devices,
       ].join('\n');
     });
     const account = { username: login.username, hash: mosquittoPasswordHash(login.password) };

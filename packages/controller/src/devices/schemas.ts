@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DeviceId } from '@podfleet/shared';
+import { DeviceId, NewDeviceId } from '@podfleet/shared';
 import { LabelKey, LabelValue, SelectorText } from '../desired/index.js';
 import { GroupName } from '../groups/schemas.js';
 import { PageQuery } from '../http/pages.js';
@@ -20,7 +20,7 @@ export const DeviceQuery = z.strictObject({
 
 /** A device registered ahead of its agent (provisioning): its id and first labels. */
 export const NewDevice = z.strictObject({
-  id: DeviceId,
+  id: NewDeviceId,
   labels: z.record(LabelKey, LabelValue).default({}),
 });
 

@@ -1,15 +1,18 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { NewDeviceId } from '@podfleet/shared';
 import { commitChange } from '../audit/change.js';
 import { Labels } from '../desired/index.js';
-import { DeviceParams } from '../devices/schemas.js';
 import { patchLabels } from '../devices/device-rows.js';
 import { deviceView } from '../devices/view.js';
 import { GroupName } from '../groups/schemas.js';
 import { conflict, notFound } from '../http/errors.js';
 import { issueCredentials } from './credentials.js';
 import { Enrolled } from './schemas.js';
+
+/** The device whose identity is issued: it may be created, so not a controller's client id. */
+const IdentityParams = z.strictObject({ id: NewDeviceId });
 
 export const IssueIdentity = z.strictObject({
   /** The device's labels (added to those it has, when reissuing). */
@@ -40,7 +43,7 @@ export function identityRoutes(app: FastifyInstance): void {
       schema: {
         tags: ['enrollment'],
         summary: "Create a device and issue its identity (broker account, controller's key)",
-        params: DeviceParams,
+        params: IdentityParams,
         body: IssueIdentity,
         response: { 201: IssuedIdentity },
       },

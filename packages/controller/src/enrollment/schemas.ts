@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DeviceId, duration } from '@podfleet/shared';
+import { duration, NewDeviceId } from '@podfleet/shared';
 import { Labels } from '../desired/index.js';
 import { GroupName } from '../groups/schemas.js';
 import { PageQuery } from '../http/pages.js';
@@ -42,7 +42,7 @@ export const IssuedEnrollmentToken = EnrollmentTokenView.extend({
 
 export const Enroll = z.strictObject({
   token: z.string().min(1).max(200),
-  device: DeviceId,
+  device: NewDeviceId,
   labels: Labels.default({}),
 });
 

@@ -26,6 +26,42 @@ describe('brokers', () => {
     }
   });
 
+  it('the embedded broker keeps a device to its own topics and out of the controller’s client id', async () => {
+    const device = `dev-${randomUUID().slice(0, 8)}`;
+    const hostile = await connectBroker(embedded.url, { clientId: device, reconnectPeriod: 0 });
+    const controller = await connectBroker(embedded.url, {
+      ...embedded.controllerLogin,
+      clientId: 'podfleet-controller-embedded',
+      reconnectPeriod: 0,
+    });
+    try {
+      const granted = async (filter: string) =>
+        (await hostile.client.subscribeAsync(filter, { qos: 1 }))[0]!.qos;
+      expect(await granted(topics.desired(device))).toBe(1);
+      await expect(granted('$share/podfleet/pf/v1/dev/+/events')).rejects.toThrow(
+        /Shared Subscriptions not supported/,
+      );
+      // SUBACK 0x87 (MQTT.js rejects a subscription the broker refused).
+      for (const filter of ['pf/v1/dev/+/events', topics.desired('other'), '#']) {
+        await expect(granted(filter)).rejects.toThrow(/Not authorized/);
+      }
+      await expect(
+        hostile.client.publishAsync(topics.desired(device), 'forged', { qos: 1 }),
+      ).rejects.toThrow(/Not authorized/);
+      const [all] = await controller.client.subscribeAsync('pf/v1/dev/+/events', { qos: 1 });
+      expect(all!.qos).toBe(1);
+      await expect(
+        connectBroker(embedded.url, {
+          clientId: 'podfleet-controller-embedded',
+          reconnectPeriod: 0,
+        }),
+      ).rejects.toThrow(/Not authorized|Bad User Name/);
+      expect(controller.client.connected).toBe(true);
+    } finally {
+      await Promise.all([hostile.client.endAsync(), controller.client.endAsync()]);
+    }
+  });
+
   it('refuses to start against a broker that is not there, naming it', async () => {
     await expect(connectBroker('mqtt://127.0.0.1:1', { reconnectPeriod: 0 })).rejects.toThrow(
       /^cannot connect to mqtt:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/,
@@ -127,7 +163,10 @@ describe('brokers', () => {
 
   it('the embedded broker keeps a retained manifest for a device that subscribes later', async () => {
     const device = `dev-${randomUUID().slice(0, 8)}`;
-    const controller = await connectBroker(embedded.url, { clientId: `pf-test-${randomUUID()}` });
+    const controller = await connectBroker(embedded.url, {
+      ...embedded.controllerLogin,
+      clientId: `podfleet-controller-${randomUUID()}`,
+    });
     await controller.client.publishAsync(topics.desired(device), 'manifest', {
       qos: 1,
       retain: true,

@@ -68,7 +68,7 @@ describe('two controllers on one database and one broker', () => {
       const dataDir = await mkdtemp(join(tmpdir(), `pf-scale-${name}-`));
       cleanups.add(() => rm(dataDir, { recursive: true, force: true }));
       const broker = {
-        PODFLEET_CONTROLLER_ID: `${group}-${name}`,
+        PODFLEET_CONTROLLER_ID: `podfleet-controller-${group}-${name}`,
         PODFLEET_SHARE_GROUP: group,
         PODFLEET_MQTT_SESSION_EXPIRY: '300',
       };

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { formatIssues } from '@podfleet/shared';
+import { CONTROLLER_ID_PREFIX, formatIssues } from '@podfleet/shared';
 
 const port = z.coerce.number().int().min(0).max(65_535);
 
@@ -20,8 +20,17 @@ export const ServeConfig = z.object({
   /** The embedded broker's port, when MQTT_URL is not set. */
   PODFLEET_MQTT_PORT: port.default(1883),
   PODFLEET_MQTT_HOST: z.string().trim().min(1).default('127.0.0.1'),
-  /** The controller's MQTT client id: stable across restarts, so its broker session survives them. */
-  PODFLEET_CONTROLLER_ID: z.string().trim().min(1).default(`podfleet-controller-${hostname()}`),
+  /**
+   * The controller's MQTT client id: stable across restarts, so its broker session survives them.
+   * In the controllers' id space, which no device id may enter (NewDeviceId).
+   */
+  PODFLEET_CONTROLLER_ID: z
+    .string()
+    .trim()
+    .startsWith(CONTROLLER_ID_PREFIX, {
+      message: `must start with ${CONTROLLER_ID_PREFIX} (device ids cannot, so no device can take this client id)`,
+    })
+    .default(`${CONTROLLER_ID_PREFIX}-${hostname()}`),
   /**
    * How long the broker keeps this controller's session (and queues its share of device messages)
    * while it is away. A controller retired for good leaves its session for that long.
@@ -31,11 +40,14 @@ export const ServeConfig = z.object({
     .int()
     .min(0)
     .default(24 * 3600),
-  /** The shared-subscription group: the same for every controller of one fleet. */
+  /**
+   * The shared-subscription group: the same for every controller of one fleet. Unset, a random
+   * one stored in the database (serve/share-group.ts); one set here must be kept from devices.
+   */
   PODFLEET_SHARE_GROUP: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, { message: 'letters, digits, _ and - only' })
-    .default('podfleet'),
+    .optional(),
   /** A device not heard from for this many seconds is offline. */
   PODFLEET_OFFLINE_AFTER: z.coerce.number().int().min(10).default(180),
   PODFLEET_SIGNING_KEY: z.string().optional(),

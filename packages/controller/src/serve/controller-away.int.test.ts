@@ -52,10 +52,10 @@ describe('device events published while the controller is away', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'pf-away-'));
     const config = readServeConfig({
       DATABASE_URL: db.url,
-      MQTT_URL: broker.url.replace('mqtt://', 'mqtt://podfleet-controller:ctl-secret@'),
+      MQTT_URL: broker.controllerUrl.replace('mqtt://', 'mqtt://podfleet-controller:ctl-secret@'),
       PORT: '0',
       PODFLEET_DATA: dataDir,
-      PODFLEET_CONTROLLER_ID: `pf-away-${randomUUID().slice(0, 8)}`,
+      PODFLEET_CONTROLLER_ID: `podfleet-controller-away-${randomUUID().slice(0, 8)}`,
       PODFLEET_MQTT_SESSION_EXPIRY: '60',
     });
     const first = await startController(config, allRoutes, log);

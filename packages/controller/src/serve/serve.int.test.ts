@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -9,9 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics, verifyManifest, type StateReport } from '@podfleet/shared';
 import mqtt from 'mqtt';
 import { ensureAdminToken } from '../auth/bootstrap.js';
-import { signalReload } from '../broker-access/mosquitto-access.js';
-import { mosquittoPasswordHash } from '../broker-access/mosquitto-password.js';
-import { renderPasswordFile } from '../broker-access/password-file.js';
 import { startManagedMosquitto } from '../broker-access/testing.js';
 import { createScratchDatabase, type ScratchDatabase } from '../db/testing.js';
 import { apiRoutes } from '../http/routes.js';
@@ -24,9 +20,9 @@ const log = pino({ level: 'silent' });
 
 /** A controller of its own on the shared broker: own client id and share group, short session. */
 function isolated() {
-  const id = `pf-test-${randomUUID()}`;
+  const id = `pf-test-${randomUUID().slice(0, 13)}`;
   return {
-    PODFLEET_CONTROLLER_ID: id,
+    PODFLEET_CONTROLLER_ID: `podfleet-controller-${id}`,
     PODFLEET_SHARE_GROUP: id,
     PODFLEET_MQTT_SESSION_EXPIRY: '5',
   };
@@ -187,21 +183,16 @@ describe('podfleet serve', () => {
   }, 120_000);
 
   it('enrolls a device with its own broker account when the broker password file is configured', async () => {
-    const broker = await startManagedMosquitto();
     const login = { username: 'podfleet-controller', password: 'controller-secret' };
+    // The controllers' listener knows the controller's account (the compose entrypoint writes
+    // it); the controller writes the devices' file.
+    const broker = await startManagedMosquitto(() => '', {
+      controllers: { [login.username]: login.password },
+    });
     try {
-      // The broker knows the controller's account before it first connects (the compose
-      // entrypoint does this); from then on the controller writes the file.
-      await writeFile(
-        broker.passwordFile,
-        renderPasswordFile([
-          { username: login.username, hash: mosquittoPasswordHash(login.password) },
-        ]),
-      );
-      await signalReload(broker.pidFile)();
       const config = {
         ...onPostgres(),
-        MQTT_URL: `mqtt://${login.username}:${login.password}@127.0.0.1:${broker.port}`,
+        MQTT_URL: `mqtt://${login.username}:${login.password}@127.0.0.1:${broker.controllerPort}`,
         PODFLEET_BROKER_PASSWORD_FILE: broker.passwordFile,
         PODFLEET_BROKER_PID_FILE: broker.pidFile,
       };

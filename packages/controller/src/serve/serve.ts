@@ -28,6 +28,7 @@ import type { ServeConfig } from './config.js';
 import { PeerSessions } from './peer-sessions.js';
 import { redactUrl } from './redact-url.js';
 import { sessionRunner } from './sessions.js';
+import { fleetShareGroup, leaveFormerShareGroups } from './share-group.js';
 
 export interface RunningController {
   /** http://HOST:PORT */
@@ -80,6 +81,8 @@ export async function startController(
       'database ready',
     );
 
+    const shareGroup = await fleetShareGroup(db.prisma, config.PODFLEET_SHARE_GROUP);
+
     let embedded: EmbeddedBroker | undefined;
     let mqttUrl = config.MQTT_URL;
     if (!mqttUrl) {
@@ -104,7 +107,7 @@ export async function startController(
       journalDir: join(config.PODFLEET_DATA, 'ingest-journal'),
       withSession: withSession.run,
       log: logger,
-      shareGroup: config.PODFLEET_SHARE_GROUP,
+      shareGroup,
     });
     // Runs after the broker connection ends (cleanups go newest first): nothing arrives unjournaled.
     cleanups.push(() => ingest.close());
@@ -134,6 +137,7 @@ export async function startController(
       mqttUrl,
       {
         ...tls,
+        ...embedded?.controllerLogin,
         ...controllerSessionOptions(
           config.PODFLEET_CONTROLLER_ID,
           config.PODFLEET_MQTT_SESSION_EXPIRY,
@@ -161,6 +165,15 @@ export async function startController(
     const replayed = await ingest.replay();
     if (replayed > 0) logger.info({ replayed }, 'ingest journal replayed');
     await ingest.subscribe(broker.client, broker.sharedSubscriptions);
+    if (broker.sharedSubscriptions) {
+      const left = await leaveFormerShareGroups(
+        broker.client,
+        config.PODFLEET_DATA,
+        shareGroup,
+        ingest.topicFilters(false),
+      );
+      if (left.length > 0) logger.info({ groups: left }, 'left former share groups');
+    }
     if (broker.sharedSubscriptions) peers?.watch();
 
     const { key, created } = loadSigningKey(config, config.PODFLEET_DATA);

@@ -20,12 +20,7 @@ import { bootDevice, type LabDevice } from '../../../../agent/src/host/device-la
 import { ensureAdminToken } from '../../auth/bootstrap.js';
 import { brokerAccessFromEnv } from '../../broker-access/config.js';
 import { brokerCredentialIssuer } from '../../broker-access/issuer.js';
-import { signalReload } from '../../broker-access/mosquitto-access.js';
-import {
-  mosquittoPasswordHash,
-  mosquittoPasswordMatches,
-} from '../../broker-access/mosquitto-password.js';
-import { renderPasswordFile } from '../../broker-access/password-file.js';
+import { mosquittoPasswordMatches } from '../../broker-access/mosquitto-password.js';
 import {
   freePort,
   startManagedMosquitto,
@@ -113,29 +108,25 @@ beforeAll(async () => {
   ).split(' ')[1]!;
 
   // Mosquitto with deploy/mosquitto's ACL and password file, also on the host's end of the link.
+  // The controller's account is on the controllers' listener, as the compose entrypoint writes it.
+  const login = {
+    username: 'podfleet-controller',
+    password: randomBytes(18).toString('base64url'),
+  };
   const devicePort = await freePort();
   broker = await startManagedMosquitto(
-    () => `listener ${devicePort} ${device.link!.hostAddress}\n`,
+    (_dir, listener) => `listener ${devicePort} ${device.link!.hostAddress}\n${listener.devices}\n`,
+    { controllers: { [login.username]: login.password } },
   );
   cleanups.add(() => broker.stop());
   brokerUrl = `mqtt://${device.link!.hostAddress}:${devicePort}`;
 
   const site = await controllerSite(cleanups, 60);
-  const login = {
-    username: 'podfleet-controller',
-    password: randomBytes(18).toString('base64url'),
-  };
   Object.assign(site.env, {
-    MQTT_URL: `mqtt://${login.username}:${login.password}@127.0.0.1:${broker.port}`,
+    MQTT_URL: `mqtt://${login.username}:${login.password}@127.0.0.1:${broker.controllerPort}`,
     PODFLEET_BROKER_PASSWORD_FILE: broker.passwordFile,
     PODFLEET_BROKER_PID_FILE: broker.pidFile,
   });
-  // The controller's own account, before it connects; enrollment rewrites the file from then on.
-  await writeFile(
-    broker.passwordFile,
-    renderPasswordFile([{ username: login.username, hash: mosquittoPasswordHash(login.password) }]),
-  );
-  await signalReload(broker.pidFile)();
   const config = readServeConfig(site.env);
   // The key startController loads (made here first, so that its issuer can be built).
   const { key } = loadSigningKey(config, config.PODFLEET_DATA);

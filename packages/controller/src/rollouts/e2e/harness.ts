@@ -116,7 +116,7 @@ export interface BrokerIdentity {
 export function brokerIdentity(expirySeconds = 5): BrokerIdentity {
   const id = `pf-e2e-${randomBytes(6).toString('hex')}`;
   return {
-    PODFLEET_CONTROLLER_ID: id,
+    PODFLEET_CONTROLLER_ID: `podfleet-controller-${id}`,
     PODFLEET_SHARE_GROUP: id,
     PODFLEET_MQTT_SESSION_EXPIRY: String(expirySeconds),
   };
