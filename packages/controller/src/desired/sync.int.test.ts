@@ -232,6 +232,48 @@ describe('desired-state sync on Postgres', () => {
     }
   });
 
+  it('does not publish a manifest the broker would refuse, names it, and publishes the others', async () => {
+    await fleet();
+    const computed = recorder();
+    await new DesiredSync({ db, publisher: computed, key, log }).recompute();
+    // Ids of their own: other tests leave retained manifests of the fleet's devices.
+    const [big, small] = computed.published.map((manifest) => ({
+      ...manifest,
+      device: `pf-test-${randomUUID().slice(0, 8)}`,
+    }));
+    const controller = await connectBroker(MOSQUITTO, { clientId: `pf-test-${randomUUID()}` });
+    const device = await connectBroker(MOSQUITTO, { clientId: `pf-test-${randomUUID()}` });
+    const errors: string[] = [];
+    const publisher = mqttManifestPublisher(controller.client, {
+      maxBytes: 4000,
+      log: { error: (_fields: object, message: string) => errors.push(message) },
+    });
+    try {
+      const received: string[] = [];
+      device.client.on('message', (topic) => received.push(topic));
+      await device.client.subscribeAsync(
+        [topics.desired(big!.device), topics.desired(small!.device)],
+        { qos: 1 },
+      );
+      await publisher.publish({ ...big!, padding: 'x'.repeat(5000) } as DeviceManifest);
+      await publisher.publish(small!);
+      for (let waited = 0; received.length === 0 && waited < 5000; waited += 20)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(received).toEqual([topics.desired(small!.device)]);
+      expect(errors).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^manifest of ${big!.device} not published: \\d+ bytes, the broker takes at most 4000$`,
+          ),
+        ),
+      ]);
+      expect(controller.client.connected).toBe(true);
+    } finally {
+      await publisher.clear(small!.device);
+      await Promise.all([controller.client.endAsync(), device.client.endAsync()]);
+    }
+  });
+
   it('stores each manifest’s content hash, and hashes a manifest stored without one once, keeping its generation', async () => {
     await fleet();
     const sync = new DesiredSync({ db, publisher: recorder(), key, log });

@@ -186,7 +186,7 @@ export async function startController(
     const api = typeof routes === 'function' ? routes({ enroll: { issuers } }) : routes;
     const sync = new DesiredSync({
       db,
-      publisher: mqttManifestPublisher(broker.client),
+      publisher: mqttManifestPublisher(broker.client, { log: logger }),
       key,
       log: logger,
       rollouts: loadRolloutOverrides,
