@@ -1,14 +1,11 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signalReload } from '../broker-access/mosquitto-access.js';
-import { mosquittoPasswordHash } from '../broker-access/mosquitto-password.js';
-import { renderPasswordFile } from '../broker-access/password-file.js';
 import {
   freePort,
   startManagedMosquitto,
@@ -32,7 +29,7 @@ interface Served {
  */
 async function serve(env: Record<string, string>): Promise<Served> {
   const dataDir = mkdtempSync(join(tmpdir(), 'pf-serve-output-'));
-  const id = `pf-test-${randomUUID()}`;
+  const id = `podfleet-controller-test-${randomUUID()}`;
   const child = spawn(process.execPath, [bin, 'serve'], {
     env: {
       ...process.env,
@@ -70,14 +67,11 @@ describe('podfleet serve prints no secret', () => {
   let broker: ManagedMosquitto;
   let databaseUrl: string;
   beforeAll(async () => {
-    [scratch, broker] = await Promise.all([createScratchDatabase(), startManagedMosquitto()]);
-    await writeFile(
-      broker.passwordFile,
-      renderPasswordFile([
-        { username: LOGIN.username, hash: mosquittoPasswordHash(LOGIN.password) },
-      ]),
-    );
-    await signalReload(broker.pidFile)();
+    // The controller logs in on the controllers' listener, as with deploy/mosquitto.
+    [scratch, broker] = await Promise.all([
+      createScratchDatabase(),
+      startManagedMosquitto(undefined, { controllers: { [LOGIN.username]: LOGIN.password } }),
+    ]);
     // Postgres trusts local connections here: the password is sent and ignored.
     const url = new URL(scratch.url);
     url.password = DB_PASSWORD;
@@ -88,10 +82,10 @@ describe('podfleet serve prints no secret', () => {
     await scratch?.drop();
   });
 
-  it('says where the admin token is and where devices connect, without a password or the token', async () => {
+  it('says where the admin token is and which broker it uses, without a password or the token', async () => {
     const served = await serve({
       DATABASE_URL: databaseUrl,
-      MQTT_URL: `mqtt://${LOGIN.username}:${LOGIN.password}@127.0.0.1:${broker.port}`,
+      MQTT_URL: `mqtt://${LOGIN.username}:${LOGIN.password}@127.0.0.1:${broker.controllerPort}`,
     });
     try {
       const tokenFile = join(served.dataDir, 'admin-token');
@@ -99,7 +93,7 @@ describe('podfleet serve prints no secret', () => {
       expect(token).toMatch(/^pft_/);
       expect(served.output).toContain(`admin token written to ${tokenFile}`);
       expect(served.output).toContain(
-        `devices connect to mqtt://${LOGIN.username}:***@127.0.0.1:${broker.port}\n`,
+        `broker mqtt://${LOGIN.username}:***@127.0.0.1:${broker.controllerPort}\n`,
       );
       expect(served.output).toContain('"msg":"broker connected"');
       expect(served.output).toContain('stopping: storing what was received');

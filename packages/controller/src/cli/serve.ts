@@ -56,7 +56,7 @@ Environment:
         io.stdout.write(`admin token written to ${file} (readable by this user only)\n`);
       }
       io.stdout.write(
-        `podfleet controller on ${controller.url} (API docs ${controller.url}/docs), devices connect to ${redactUrl(controller.mqttUrl)}\n`,
+        `podfleet controller on ${controller.url} (API docs ${controller.url}/docs), broker ${redactUrl(controller.mqttUrl)}\n`,
       );
       await stopped;
       io.stdout.write('stopping: storing what was received…\n');

@@ -33,7 +33,7 @@ import { fleetShareGroup, leaveFormerShareGroups } from './share-group.js';
 export interface RunningController {
   /** http://HOST:PORT */
   url: string;
-  /** The broker devices connect to. */
+  /** The broker this controller connects to (with the embedded one, also the devices'). */
   mqttUrl: string;
   publicKeyPem: string;
   db: Database;
