@@ -4,7 +4,8 @@
 // Rows: undisturbed, flooded, undisturbed again (the machine's noise); ratio flooded / mean of the
 // undisturbed. The flooder is one more process on the same cores, publishing on its own topics
 // (QoS 1, 1,000 in flight) a mix of what issue 14 found: not JSON, generation 3e9, year-0 times,
-// NUL, 1 KB versions, and one 200 KB payload in 50.
+// NUL, 1 KB versions, and one 200 KB payload in 50. A fourth row floods with the mute off
+// (QuarantineGate), to show what the mute saves.
 // Run: npm run bench -- hostile-ingest  (Postgres on 127.0.0.1:5432, the mosquitto binary).
 // BENCH_EVENTS (default 60,000), BENCH_PUBLISHERS (2), BENCH_DEVICES (1,000).
 import { randomUUID } from 'node:crypto';
@@ -129,7 +130,7 @@ try {
       .join(' ')}; ${new Date().toISOString()}`,
   );
 
-  const run = async (label, flood) => {
+  const run = async (label, flood, quarantine) => {
     const journalDir = mkdtempSync(join(tmpdir(), 'pf-bench-hostile-'));
     const clientId = `pf-bench-ctl-${randomUUID()}`;
     const ingest = new DeviceIngest({
@@ -137,6 +138,7 @@ try {
       withSession,
       log: pino({ level: 'silent' }),
       shareGroup: `bench-${clientId}`,
+      quarantine,
     });
     const options = controllerSessionOptions(clientId);
     const session = await connectBroker(MQTT, options, (client) => ingest.listen(client));
@@ -156,6 +158,7 @@ try {
     );
     await Promise.all(publishers.map((p) => p.next()));
     const before = ingest.stats.stored.events;
+    const cpu = process.cpuUsage();
     const start = performance.now();
     publishers.forEach((p) => p.process.send({ go: true }));
     while (ingest.stats.stored.events - before < EVENTS) {
@@ -163,27 +166,31 @@ try {
       if (performance.now() - start > 300_000) throw new Error(`${label}: not all stored in 300 s`);
     }
     const seconds = (performance.now() - start) / 1000;
+    const used = process.cpuUsage(cpu);
     let flooded = '';
     if (flooder) {
       flooder.process.send({ stop: true });
       const { sent, bytes } = await flooder.next();
-      flooded = `; flooder sent ${sent.toLocaleString('en')} malformed messages (${(bytes / 2 ** 20).toFixed(0)} MiB, ${Math.round(sent / seconds).toLocaleString('en')}/s), ingest refused ${ingest.stats.invalid.toLocaleString('en')}, quarantined ${ingest.stats.quarantined}`;
+      flooded = `; flooder sent ${sent.toLocaleString('en')} malformed messages (${(bytes / 2 ** 20).toFixed(0)} MiB, ${Math.round(sent / seconds).toLocaleString('en')}/s), ingest refused ${ingest.stats.invalid.toLocaleString('en')} (${ingest.stats.muted.toLocaleString('en')} unread, muted), quarantined ${ingest.stats.quarantined}`;
     }
     await ingest.close();
     await session.client.endAsync(false, { properties: { sessionExpiryInterval: 0 } });
     rmSync(journalDir, { recursive: true, force: true });
     const rate = EVENTS / seconds;
     console.log(
-      `${label.padEnd(34)} ${seconds.toFixed(2).padStart(6)} s ${Math.round(rate).toLocaleString('en').padStart(8)} good events/s${flooded}`,
+      `${label.padEnd(40)} ${seconds.toFixed(2).padStart(6)} s ${Math.round(rate).toLocaleString('en').padStart(8)} good events/s, controller CPU ${((used.user + used.system) / 1000).toFixed(0)} ms${flooded}`,
     );
     return rate;
   };
 
   const first = await run('undisturbed', false);
   const flooded = await run('one device flooding malformed', true);
+  // The same flood with the mute off: every malformed message parsed and checked.
+  const unmuted = await run('the same, mute off', true, { muteAfter: Infinity });
   const again = await run('undisturbed again', false);
+  const undisturbed = (first + again) / 2;
   console.log(
-    `ratio flooded / undisturbed (mean of both): ${(flooded / ((first + again) / 2)).toFixed(2)}; load average after ${loadavg()
+    `ratio flooded / undisturbed (mean of both): ${(flooded / undisturbed).toFixed(2)}; mute off: ${(unmuted / undisturbed).toFixed(2)}; load average after ${loadavg()
       .map((l) => l.toFixed(2))
       .join(' ')}`,
   );
