@@ -155,7 +155,7 @@ describe('devices', () => {
     expect(api.fleet.take()).toEqual([]);
   });
 
-  it("lists a device's events newest first", async () => {
+  it("lists a device's events newest received first", async () => {
     const at = (second: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, second));
     await api.prisma.deviceEvent.createMany({
       data: [1, 2, 3].map((second) => ({
@@ -163,6 +163,7 @@ describe('devices', () => {
         deviceId: 'ber-2',
         type: 'apply',
         at: at(second),
+        receivedAt: at(second),
         payload: { second },
       })),
     });
