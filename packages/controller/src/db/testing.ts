@@ -3,7 +3,9 @@ import { cp, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { migrateDatabase } from './migrate.js';
 import { defaultMigrationsDir } from './migrations.js';
+import { pgSession, type SqlSession } from './session.js';
 
 /** The server's maintenance database, from which test databases are created and dropped. */
 export const adminDatabaseUrl =
@@ -77,4 +79,37 @@ export async function copyMigrations(from: string = defaultMigrationsDir): Promi
   const dir = await mkdtemp(join(tmpdir(), 'podfleet-migrations-'));
   await cp(from, dir, { recursive: true });
   return dir;
+}
+
+/** A migrated scratch database with a pool, and sessions as ingest takes them (`withSession`). */
+export interface ScratchPool {
+  pool: pg.Pool;
+  withSession<T>(work: (session: SqlSession) => Promise<T>): Promise<T>;
+  /** The number in column `n` of the first row of `sql`. */
+  count(sql: string, params?: unknown[]): Promise<number>;
+  /** Ends the pool and drops the database. */
+  close(): Promise<void>;
+}
+
+export async function openScratchPool(): Promise<ScratchPool> {
+  const db = await createScratchDatabase();
+  await migrateDatabase(db.url);
+  const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  return {
+    pool,
+    async withSession(work) {
+      const client = await pool.connect();
+      try {
+        return await work(pgSession(client));
+      } finally {
+        client.release();
+      }
+    },
+    count: async (sql, params = []) =>
+      Number((await pool.query<{ n: string }>(sql, params)).rows[0]!.n),
+    async close() {
+      await pool.end();
+      await db.drop();
+    },
+  };
 }

@@ -2,13 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics, type DeviceEventInput, type StateReport } from '@podfleet/shared';
-import { migrateDatabase } from '../db/migrate.js';
-import { pgSession, type SqlSession } from '../db/session.js';
-import { createScratchDatabase, type ScratchDatabase } from '../db/testing.js';
+import type { SqlSession } from '../db/session.js';
+import { openScratchPool, type ScratchPool } from '../db/testing.js';
 import { connectBroker, controllerSessionOptions, type BrokerSession } from '../mqtt/connect.js';
 import { DeviceIngest } from './device-ingest.js';
 import { startMosquitto } from '../mqtt/testing.js';
@@ -17,27 +16,17 @@ const MOSQUITTO = process.env.PODFLEET_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 const log = pino({ level: process.env.PODFLEET_TEST_LOG ?? 'silent' });
 
 describe('device ingest against Postgres and Mosquitto', () => {
-  let db: ScratchDatabase;
+  let scratch: ScratchPool;
   let pool: pg.Pool;
-  const withSession = async <T>(work: (session: SqlSession) => Promise<T>): Promise<T> => {
-    const client = await pool.connect();
-    try {
-      return await work(pgSession(client));
-    } finally {
-      client.release();
-    }
-  };
-  const count = async (sql: string, params: unknown[] = []) =>
-    Number((await pool.query<{ n: string }>(sql, params)).rows[0]!.n);
+  const withSession = <T>(work: (session: SqlSession) => Promise<T>) => scratch.withSession(work);
+  const count = (sql: string, params: unknown[] = []) => scratch.count(sql, params);
 
   beforeAll(async () => {
-    db = await createScratchDatabase();
-    await migrateDatabase(db.url);
-    pool = new pg.Pool({ connectionString: db.url, max: 4 });
+    scratch = await openScratchPool();
+    pool = scratch.pool;
   });
   afterAll(async () => {
-    await pool.end();
-    await db.drop();
+    await scratch.close();
   });
 
   async function addDevices(prefix: string, n: number): Promise<string[]> {

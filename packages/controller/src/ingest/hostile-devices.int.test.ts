@@ -2,13 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics, type DeviceEventInput, type StateReport } from '@podfleet/shared';
-import { migrateDatabase } from '../db/migrate.js';
-import { pgSession, type SqlSession } from '../db/session.js';
-import { createScratchDatabase, type ScratchDatabase } from '../db/testing.js';
+import type { SqlSession } from '../db/session.js';
+import { openScratchPool, type ScratchPool } from '../db/testing.js';
 import { DeviceIngest } from './device-ingest.js';
 import { IngestJournal } from './journal.js';
 
@@ -71,27 +70,17 @@ function errorEvent(device: string): DeviceEventInput & Record<string, unknown> 
 }
 
 describe('ingest of hostile device messages (Postgres)', () => {
-  let db: ScratchDatabase;
+  let scratch: ScratchPool;
   let pool: pg.Pool;
-  const withSession = async <T>(work: (session: SqlSession) => Promise<T>): Promise<T> => {
-    const client = await pool.connect();
-    try {
-      return await work(pgSession(client));
-    } finally {
-      client.release();
-    }
-  };
-  const count = async (sql: string, params: unknown[] = []) =>
-    Number((await pool.query<{ n: string }>(sql, params)).rows[0]!.n);
+  const withSession = <T>(work: (session: SqlSession) => Promise<T>) => scratch.withSession(work);
+  const count = (sql: string, params: unknown[] = []) => scratch.count(sql, params);
 
   beforeAll(async () => {
-    db = await createScratchDatabase();
-    await migrateDatabase(db.url);
-    pool = new pg.Pool({ connectionString: db.url, max: 4 });
+    scratch = await openScratchPool();
+    pool = scratch.pool;
   });
   afterAll(async () => {
-    await pool.end();
-    await db.drop();
+    await scratch.close();
   });
 
   async function addDevices(ids: string[]): Promise<void> {

@@ -3,13 +3,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import pg from 'pg';
+import type pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '@podfleet/shared';
-import { migrateDatabase } from '../db/migrate.js';
-import { pgSession, type SqlSession } from '../db/session.js';
-import { createScratchDatabase, type ScratchDatabase } from '../db/testing.js';
+import type { SqlSession } from '../db/session.js';
+import { openScratchPool, type ScratchPool } from '../db/testing.js';
 import { DeviceIngest } from './device-ingest.js';
 
 const log = pino({ level: 'silent' });
@@ -89,21 +88,13 @@ const hostileMessage = (device: string) =>
   );
 
 describe('ingest under random hostile traffic (fast-check, Postgres)', () => {
-  let db: ScratchDatabase;
+  let scratch: ScratchPool;
   let pool: pg.Pool;
-  const withSession = async <T>(work: (session: SqlSession) => Promise<T>): Promise<T> => {
-    const client = await pool.connect();
-    try {
-      return await work(pgSession(client));
-    } finally {
-      client.release();
-    }
-  };
+  const withSession = <T>(work: (session: SqlSession) => Promise<T>) => scratch.withSession(work);
 
   beforeAll(async () => {
-    db = await createScratchDatabase();
-    await migrateDatabase(db.url);
-    pool = new pg.Pool({ connectionString: db.url, max: 4 });
+    scratch = await openScratchPool();
+    pool = scratch.pool;
     await pool.query(`
       CREATE FUNCTION refuse_poison() RETURNS trigger AS $$
       BEGIN
@@ -114,8 +105,7 @@ describe('ingest under random hostile traffic (fast-check, Postgres)', () => {
         FOR EACH ROW EXECUTE FUNCTION refuse_poison();`);
   });
   afterAll(async () => {
-    await pool.end();
-    await db.drop();
+    await scratch.close();
   });
 
   it('stores every good message exactly once, never stops storing, and restarts cleanly on the same data directory', async () => {
