@@ -64,7 +64,12 @@ describe('ServiceSpec', () => {
   it.each([
     [{ env: { GREETING: 'hello\nworld' } }, 'env.GREETING: newline not allowed'],
     [{ env: { GREETING: 'a\u0000b' } }, 'env.GREETING: NUL not allowed'],
-    [{ env: { GREETING: 'a\tb' } }, 'env.GREETING: control character U+0009 not allowed'],
+    [{ env: { GREETING: 'a\vb' } }, 'env.GREETING: control character U+000B not allowed'],
+    [{ env: { GREETING: 'a\fb' } }, 'env.GREETING: control character U+000C not allowed'],
+    [{ env: { GREETING: 'a\x1b[2J' } }, 'env.GREETING: control character U+001B not allowed'],
+    [{ labels: { team: 'a\x7f' } }, 'labels.team: control character U+007F not allowed'],
+    [{ health: { cmd: 'true\t' } }, 'health.cmd: control character U+0009 not allowed'],
+    [{ volumes: ['/a:/b\tc'] }, 'volumes[0]: control character U+0009 not allowed'],
     [
       { env: { GREETING: 'a\ud800' } },
       'env.GREETING: invalid Unicode (lone surrogate) not allowed',
@@ -74,6 +79,18 @@ describe('ServiceSpec', () => {
     [{ health: { cmd: 'curl\n-f' } }, 'health.cmd: newline not allowed'],
   ])('rejects %j naming the field', (patch, message) => {
     expect(problems({ ...base, ...patch })).toContain(message);
+  });
+
+  it('takes a tab in an env value, a label value and a command argument, as Podman does', () => {
+    const spec = ServiceSpec.parse({
+      ...base,
+      env: { TSV: 'a\tb', TRAILING: 'x\t' },
+      labels: { note: '\t' },
+      command: ['/bin/echo', 'a\tb'],
+    });
+    expect(spec.env).toEqual({ TSV: 'a\tb', TRAILING: 'x\t' });
+    expect(spec.labels).toEqual({ note: '\t' });
+    expect(spec.command).toEqual(['/bin/echo', 'a\tb']);
   });
 
   it.each([

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { specDuration } from './duration.js';
 import { parseImageReference } from './image.js';
-import { unitText } from './text.js';
+import { unitText, unitWord } from './text.js';
 
 export const SERVICE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -75,9 +75,9 @@ function listenProblem(value: string): string | undefined {
   return undefined;
 }
 
-/** A string → unit text map whose keys are checked too; a bad key is reported under its own path. */
+/** A string → command-line word map whose keys are checked too; a bad key is reported under its own path. */
 const keyedRecord = (keyProblem: (key: string) => string | undefined) =>
-  z.record(z.string(), unitText).superRefine((record, ctx) => {
+  z.record(z.string(), unitWord).superRefine((record, ctx) => {
     for (const key of Object.keys(record)) {
       const reason = keyProblem(key);
       if (reason) ctx.addIssue({ code: 'custom', path: [key], message: reason });
@@ -119,7 +119,7 @@ export const ServiceSpec = z
     image: unitText.refine((value) => parseImageReference(value) !== undefined, {
       message: 'not an image reference (registry/repository[:tag][@sha256:digest])',
     }),
-    command: z.array(unitText).min(1, 'must not be empty when given').optional(),
+    command: z.array(unitWord).min(1, 'must not be empty when given').optional(),
     env: keyedRecord((key) =>
       ENV_NAME.test(key) ? undefined : 'variable name must match [A-Za-z_][A-Za-z0-9_]*',
     ).default({}),

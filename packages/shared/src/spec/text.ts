@@ -3,14 +3,17 @@ import { z } from 'zod';
 /**
  * Why a string cannot go into a unit file, or undefined when it can. A newline would start a new
  * unit-file line, NUL ends the C string systemd reads, and other control characters are never
- * meant; everything else is escaped by the renderers.
+ * meant; everything else is escaped by the renderers. A tab is allowed where the string becomes
+ * one word of a command line (`tab`): the renderers then quote it and write the tab as `\t`, as
+ * `podman generate systemd` does (docs/decisions/001-unit-rendering.md).
  */
-export function unitTextProblem(value: string): string | undefined {
+export function unitTextProblem(value: string, { tab = false } = {}): string | undefined {
   if (!value.isWellFormed()) return 'invalid Unicode (lone surrogate) not allowed';
   for (let i = 0; i < value.length; i++) {
     const code = value.charCodeAt(i);
     if (code === 0x0a || code === 0x0d) return 'newline not allowed';
     if (code === 0) return 'NUL not allowed';
+    if (code === 0x09 && tab) continue;
     if (code < 0x20 || code === 0x7f) {
       return `control character U+${code.toString(16).toUpperCase().padStart(4, '0')} not allowed`;
     }
@@ -18,11 +21,20 @@ export function unitTextProblem(value: string): string | undefined {
   return undefined;
 }
 
+const unitTextOf = (options: { tab?: boolean }) =>
+  z.string().superRefine((value, ctx) => {
+    const problem = unitTextProblem(value, options);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
 /** A string that may reach a unit file: rejected with the reason if it cannot. */
-export const unitText = z.string().superRefine((value, ctx) => {
-  const problem = unitTextProblem(value);
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
-});
+export const unitText = unitTextOf({});
+
+/**
+ * unitText that becomes one word of a command line (an env or label value, a command argument),
+ * where a tab is allowed as well.
+ */
+export const unitWord = unitTextOf({ tab: true });
 
 // C0 and C1 controls, DEL, format characters (bidi overrides, zero-width), line and paragraph
 // separators, lone surrogates: what a terminal or a log viewer would act on or hide.

@@ -114,4 +114,23 @@ export const specFixtures: SpecFixture[] = [
       socket: { listen: ['/run/edge\\'] },
     },
   },
+  {
+    // Blanks where a value becomes one word of a command line. Podman's generator quotes a word
+    // with a space or a tab and writes it as Go's strconv.Quote does (a tab as \t, a Unicode blank
+    // as \u00a0); a word without one is written raw. systemd reads each back as the character.
+    title: 'tabs and Unicode blanks in env values, labels and arguments',
+    spec: {
+      name: 'tabs',
+      image: 'docker.io/library/busybox:1.36',
+      command: ['/bin/echo', 'a\tb', '\t', 'nbsp\u00a0 and space'],
+      env: {
+        TAB: 'a\tb',
+        TAB_SPACE: 'a\t b',
+        TRAILING_TAB: 'ends in a tab\t',
+        QUOTED_BLANKS: 'nbsp\u00a0 ideographic\u3000 nel\u0085 bom\ufeff',
+        LINE_SEPARATOR: 'a\u2028b\u2029c',
+      },
+      labels: { tsv: 'x\ty' },
+    },
+  },
 ];

@@ -33,12 +33,16 @@ const char = fc.oneof(
   { weight: 2, arbitrary: fc.string({ minLength: 1, maxLength: 1 }) },
   { weight: 1, arbitrary: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 }) },
 );
-/** A string the schema takes as unit text (no line breaks or control characters). */
-const text = (minLength = 0) =>
+/**
+ * A string the schema takes as unit text (no line breaks or control characters); with `tab`, as
+ * one word of a command line (env and label values, command arguments), where a tab is allowed.
+ */
+const text = (minLength = 0, options: { tab?: boolean } = {}) =>
   fc
     .array(char, { minLength, maxLength: 12 })
     .map((parts) => parts.join(''))
-    .filter((value) => unitTextProblem(value) === undefined);
+    .filter((value) => unitTextProblem(value, options) === undefined);
+const word = () => text(0, { tab: true });
 /** A path without blanks, for volumes and socket paths. */
 const path = text(1).map((value) => `/${value.replace(/\s/g, '_')}`);
 
@@ -46,11 +50,11 @@ const specInput: fc.Arbitrary<ServiceSpecInput> = fc.record(
   {
     name: fc.stringMatching(/^[a-z0-9][a-z0-9-]{0,20}$/),
     image: fc.stringMatching(/^[a-z0-9]{1,8}\.example\/[a-z0-9]{1,10}:\w[\w.-]{0,20}$/),
-    command: fc.array(text(), { minLength: 1, maxLength: 5 }),
-    env: fc.dictionary(fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,8}$/), text(), {
+    command: fc.array(word(), { minLength: 1, maxLength: 5 }),
+    env: fc.dictionary(fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,8}$/), word(), {
       maxKeys: 4,
     }),
-    labels: fc.dictionary(fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,8}$/), text(), {
+    labels: fc.dictionary(fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,8}$/), word(), {
       maxKeys: 4,
     }),
     ports: fc.array(
@@ -358,7 +362,11 @@ describe('values the schema refuses (fuzzed)', () => {
     'a line break, NUL or other control character anywhere fails, naming the field',
     () => {
       const breaking = fc
-        .tuple(text(), fc.constantFrom('\n', '\r', '\r\n', '\0', '\x1b', '\x7f'), text())
+        .tuple(
+          text(),
+          fc.constantFrom('\n', '\r', '\r\n', '\0', '\v', '\f', '\x01', '\x1b', '\x7f'),
+          text(),
+        )
         .map(([before, bad, after]) => `${before}${bad}${after}`);
       fc.assert(
         fc.property(fc.constantFrom(...FIELDS), breaking, ([path, input], value) => {

@@ -20,6 +20,9 @@ describe('escapeExecArg', () => {
     ["it's", '"it\'s"'],
     ['', '""'],
     [';', '";"'],
+    // Podman's escaping (Go's strconv.Quote): a tab makes the word quoted and is written \t.
+    ['a\tb', '"a\\tb"'],
+    ['a\t "b" c\\', '"a\\t \\"b\\" c\\\\"'],
   ])('escapes %j as %s', (arg, escaped) => {
     expect(escapeExecArg(arg)).toBe(escaped);
   });
@@ -27,6 +30,7 @@ describe('escapeExecArg', () => {
   it('quotes on request, so that a line never ends in the argument itself', () => {
     expect(quoteExecArg('a\\')).toBe('"a\\\\"');
     expect(quoteExecArg('50% $X')).toBe('"50%% $$X"');
+    expect(quoteExecArg('ends in a tab\t')).toBe('"ends in a tab\\t"');
   });
 
   it('round-trips every awkward argument through systemd splitting', () => {
@@ -42,6 +46,8 @@ describe('escapeExecArg', () => {
       'bare\\',
       'nbsp\u00a0',
       '\u0085nel',
+      'a\tb',
+      '\t',
     ];
     expect(splitExecLine(args.map(escapeExecArg).join(' '))).toEqual(args);
   });

@@ -42,8 +42,29 @@ function escapeExpansions(arg: string): string {
   return arg.replaceAll('%', '%%').replaceAll('$', () => '$$');
 }
 
+/** What Go's strconv.Quote escapes: all but letters, marks, numbers, punctuation, symbols, space. */
+const NOT_GO_PRINTABLE = /[^\p{L}\p{M}\p{N}\p{P}\p{S} ]/gu;
+const GO_NAMED: Record<string, string> = {
+  '\x07': '\\a', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\v': '\\v',
+}; // prettier-ignore
+
+/**
+ * Double-quoted as Podman quotes (Go's strconv.Quote): `\` and `"` backslash-escaped, a tab as
+ * `\t`, other unprintable characters (Unicode blanks, format characters) as `\u00a0` or
+ * `\U000e0001`. systemd's C unescaping reads each back as the character.
+ */
 function quote(text: string): string {
-  return `"${text.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+  const escaped = text
+    .replaceAll('\\', '\\\\')
+    .replaceAll('"', '\\"')
+    .replace(NOT_GO_PRINTABLE, (char) => {
+      const code = char.codePointAt(0)!;
+      if (GO_NAMED[char]) return GO_NAMED[char];
+      if (code < 0x80) return `\\x${code.toString(16).padStart(2, '0')}`;
+      if (code < 0x10000) return `\\u${code.toString(16).padStart(4, '0')}`;
+      return `\\U${code.toString(16).padStart(8, '0')}`;
+    });
+  return `"${escaped}"`;
 }
 
 const C_ESCAPES: Record<string, string> = {
@@ -98,6 +119,8 @@ function unescapeAt(value: string, i: number, word: string): [string, number] {
   if (hex) return [word + String.fromCharCode(parseInt(hex[1]!, 16)), i + 3];
   const uni = /^u([0-9a-fA-F]{4})/.exec(value.slice(i + 1));
   if (uni) return [word + String.fromCodePoint(parseInt(uni[1]!, 16)), i + 5];
+  const wide = /^U([0-9a-fA-F]{8})/.exec(value.slice(i + 1));
+  if (wide) return [word + String.fromCodePoint(parseInt(wide[1]!, 16)), i + 9];
   const oct = /^([0-7]{3})/.exec(value.slice(i + 1));
   if (oct) return [word + String.fromCharCode(parseInt(oct[1]!, 8)), i + 3];
   throw new UnitSyntaxError(`unknown escape \\${next} in: ${value}`);

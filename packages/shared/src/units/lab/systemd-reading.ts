@@ -73,8 +73,8 @@ function parseDump(dump: string, names: Set<string>): Map<string, UnitReading> {
     }
     if (!current) continue;
     const execKey = /^\t\t-> (Exec\w+):$/.exec(line);
-    const command = /^\t\t\tCommand Line: (.*)$/.exec(line);
-    const listen = /^\t\t(Listen\w+): (.*)$/.exec(line);
+    const command = /^\t\t\tCommand Line: (.*)$/s.exec(line); // s: a word may hold U+2028
+    const listen = /^\t\t(Listen\w+): (.*)$/s.exec(line);
     if (execKey) exec = execKey[1]!;
     else if (command && exec) (current.exec[exec] ??= []).push(splitQuotedCommand(command[1]!));
     else if (listen) current.listen.push(cUnescape(listen[2]!));
