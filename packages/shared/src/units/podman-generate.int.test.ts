@@ -10,6 +10,7 @@ import { LAB_IMAGE, type PodmanLab, openPodmanLab } from './lab/podman-lab.js';
 import { intentionalDifferences } from './lab/service-differences.js';
 import type { CommandResult } from './lab/run.js';
 import { labSpecFor } from './lab/stand-ins.js';
+import { readUnits } from './lab/systemd-reading.js';
 import { podmanRunArgs, podmanRunOptions } from './podman-args.js';
 import { renderUnits } from './render.js';
 import { UnitSyntaxError, parseUnitFile, splitExecLine, unitValues } from './systemd-syntax.js';
@@ -110,6 +111,30 @@ describe('podman generate systemd --new (Podman 4.3)', () => {
       expect(refused.code, refused.stderr).not.toBe(0);
     });
   }
+
+  // What the schema refuses and why (docs/decisions/001-unit-rendering.md): Podman takes a line
+  // break in an env value but writes it raw, so systemd reads its own unit back without the value.
+  it.each([
+    ['line feed', 'a\nb'],
+    ['carriage return', 'a\rb'],
+  ])(
+    'writes a %s in an env value raw, so that systemd reads its unit with the value cut',
+    async (_, value) => {
+      const generated = await generateSystemdUnit(lab, {
+        name: 'linebreak',
+        createArgs: ['--name', 'linebreak', '-e', `BREAK=${value}`, LAB_IMAGE],
+        startTimeout: 60,
+      });
+      expect(generated.createCommand).toContain(`BREAK=${value}`);
+      const readings = await readUnits(
+        [{ name: 'linebreak.service', contents: generated.unit }],
+        'linebreak.service',
+      );
+      const argv = readings.get('linebreak.service')!.exec.ExecStart![0]!;
+      expect(argv).toContain('BREAK=a');
+      expect(argv).not.toContain(`BREAK=${value}`);
+    },
+  );
 
   it('refuses --init with --systemd=always, so the stand-in for that fixture drops init', async () => {
     const refused = await tryCreate(['--init', '--systemd=always', LAB_IMAGE]);
