@@ -11,6 +11,7 @@ import { asExecuted, readUnits } from './lab/systemd-reading.js';
 import { trixieRootfs } from './lab/trixie-rootfs.js';
 import { podmanRunArgs } from './podman-args.js';
 import type { UnitStyle } from './render.js';
+import { escapeExecArg } from './systemd-syntax.js';
 
 const STYLES: UnitStyle[] = ['service', 'quadlet'];
 
@@ -61,5 +62,16 @@ describe('systemd reads our units as the spec means them', () => {
     expect(exec.ExecStart).toEqual([['/bin/echo', 'a b\\', 'c\\', '', ';']]);
     expect(exec.ExecStop).toEqual([['/bin/echo', 'd\\\\']]);
     expect(exec.ExecStopPost).toEqual([['/bin/echo', '\u00a0', 'e\u0085']]);
+  });
+
+  it('reads the escapes of a word quoted as Podman quotes it as the characters', async () => {
+    const word = 'tab\t nbsp\u00a0 tag\u{e0001}';
+    const unit = {
+      name: 'probe.service',
+      contents: `[Service]\nExecStart=/bin/echo ${escapeExecArg(word)}\n`,
+    };
+    expect(unit.contents).toContain('"tab\\t nbsp\\u00a0 tag\\U000e0001"');
+    const exec = (await readUnits([unit], 'probe.service')).get('probe.service')!.exec;
+    expect(exec.ExecStart).toEqual([['/bin/echo', word]]);
   });
 });

@@ -23,6 +23,7 @@ describe('escapeExecArg', () => {
     // Podman's escaping (Go's strconv.Quote): a tab makes the word quoted and is written \t.
     ['a\tb', '"a\\tb"'],
     ['a\t "b" c\\', '"a\\t \\"b\\" c\\\\"'],
+    ['nbsp\u00a0 tag\u{e0001}', '"nbsp\\u00a0 tag\\U000e0001"'],
   ])('escapes %j as %s', (arg, escaped) => {
     expect(escapeExecArg(arg)).toBe(escaped);
   });
@@ -48,6 +49,7 @@ describe('escapeExecArg', () => {
       '\u0085nel',
       'a\tb',
       '\t',
+      'a \u00a0\u2028\u{e0001}',
     ];
     expect(splitExecLine(args.map(escapeExecArg).join(' '))).toEqual(args);
   });
