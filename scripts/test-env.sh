@@ -6,9 +6,10 @@ set -euo pipefail
 # podman…busybox-static: the renderer's checks against Podman 4.3; systemd-container, gcc,
 # libc6-dev: the nspawn devices of the agent's integration tests (docs/device-lab.md); chromium and
 # fonts: the dashboard's browser tests; docker-registry: the local registry of the devices'
-# auto-update tests; openssh-server: the SSH enrollment tests and the SSH push benchmark.
+# auto-update tests; openssh-server: the SSH enrollment tests and the SSH push benchmark; strace:
+# the agent's durable-write test (packages/agent/src/durable), which kills a write at each step.
 PACKAGES=(podman runc conmon uidmap netavark aardvark-dns catatonit debootstrap busybox-static systemd
-  systemd-container gcc libc6-dev docker-registry openssh-server
+  systemd-container gcc libc6-dev docker-registry openssh-server strace
   chromium fonts-liberation fonts-dejavu-core)
 
 missing=()

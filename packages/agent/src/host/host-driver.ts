@@ -59,9 +59,12 @@ export interface HostDriver {
   /** The .service, .socket and .container files in the scope's two unit directories. */
   listUnitFiles(): Promise<UnitFile[]>;
   readUnitFile(kind: UnitFile['kind'], name: string): Promise<UnitFile | undefined>;
-  /** Writes a unit file atomically (temp file + rename): systemd never reads half a file. */
+  /**
+   * Writes a unit file durably (temp file, fsync, rename, fsync directory): systemd never reads
+   * half a file, and after a power cut the old file or the new one is there.
+   */
   writeUnitFile(file: UnitFile): Promise<void>;
-  /** Removes a unit file; a file that is not there is not an error. */
+  /** Removes a unit file for good (the directory synced); a file not there is not an error. */
   removeUnitFile(kind: UnitFile['kind'], name: string): Promise<void>;
 
   /** `systemctl daemon-reload`: loads changed files and runs the Quadlet generator. */

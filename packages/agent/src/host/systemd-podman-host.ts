@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { lstat, readdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,6 +10,7 @@ import {
   type UnitFile,
   type UnitScope,
 } from '@podfleet/shared';
+import { removeFileDurably, writeFileDurably } from '../durable/durable-file.js';
 import type {
   AutoUpdateOptions,
   AutoUpdateRow,
@@ -139,32 +139,16 @@ export class SystemdPodmanHost implements HostDriver {
     if (!isUnitFileName(file.kind, file.name)) {
       throw new Error(`not a ${file.kind} unit file name: ${file.name}`);
     }
-    const directory = this.directory(file.kind);
-    await mkdir(directory, { recursive: true, mode: 0o755 });
-    const path = join(directory, file.name);
-    // Same directory (so rename is atomic); a name no systemd or Quadlet glob matches.
-    const temporary = join(directory, `.${file.name}.${randomBytes(6).toString('hex')}.tmp`);
-    try {
-      const handle = await open(temporary, 'wx', 0o644);
-      try {
-        await handle.writeFile(file.contents);
-        await handle.sync(); // the bytes reach the disk before the name points at them
-      } finally {
-        await handle.close();
-      }
-      await rename(temporary, path);
-    } catch (error) {
-      await rm(temporary, { force: true });
-      throw new Error(`write ${path}: ${(error as Error).message}`);
-    }
-    await syncDirectory(directory); // …and the rename itself survives a power cut
+    const path = join(this.directory(file.kind), file.name);
+    const modes = { mode: 0o644, directoryMode: 0o755 };
+    await writeFileDurably(path, file.contents, modes).catch((error: Error) => {
+      throw new Error(`write ${path}: ${error.message}`);
+    });
   }
 
   async removeUnitFile(kind: UnitFile['kind'], name: string): Promise<void> {
     if (!isUnitFileName(kind, name)) throw new Error(`not a ${kind} unit file name: ${name}`);
-    const directory = this.directory(kind);
-    await rm(join(directory, name), { force: true });
-    await syncDirectory(directory).catch(ignore('ENOENT', undefined));
+    await removeFileDurably(join(this.directory(kind), name));
   }
 
   async daemonReload(): Promise<void> {
@@ -563,13 +547,4 @@ function ignore<T>(code: string, value: T): (error: unknown) => T {
     if ((error as NodeJS.ErrnoException).code === code) return value;
     throw error;
   };
-}
-
-async function syncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

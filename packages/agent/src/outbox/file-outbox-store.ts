@@ -1,15 +1,16 @@
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { readdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatIssues } from '@podfleet/shared';
+import { removeFileDurably, writeFileDurably } from '../durable/durable-file.js';
 import { OutboxEntry, type OutboxStore } from './outbox-store.js';
 
 const ENTRY_FILE = /^(\d{12})\.json$/;
 
 /**
  * The outbox on disk: one file per message (`outbox/000000000042.json`) in the state directory,
- * written to a temporary file, synced and renamed, so a crash leaves a whole message or none.
- * A message is a few hundred bytes and there are few per minute: one file each keeps removal
- * after the PUBACK a single unlink.
+ * written durably, so a crash or a power cut leaves a whole message or none. A message is a few
+ * hundred bytes and there are few per minute: one file each keeps removal after the PUBACK a single
+ * unlink, synced too: a state report that came back after a power cut would be sent again, stale.
  */
 export class FileOutboxStore implements OutboxStore {
   private readonly directory: string;
@@ -47,21 +48,12 @@ export class FileOutboxStore implements OutboxStore {
   }
 
   async append(entry: OutboxEntry): Promise<void> {
-    await mkdir(this.directory, { recursive: true, mode: 0o700 });
-    const path = this.pathOf(entry.seq);
-    const temporary = `${path}.${process.pid}.tmp`;
-    const handle = await open(temporary, 'w', 0o600);
-    try {
-      await handle.writeFile(JSON.stringify(entry));
-      await handle.sync(); // on disk before it is sent: a power cut must not lose it
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, path);
+    // On disk before it is sent: a power cut must not lose it.
+    await writeFileDurably(this.pathOf(entry.seq), JSON.stringify(entry));
   }
 
   async remove(seq: number): Promise<void> {
-    await rm(this.pathOf(seq), { force: true });
+    await removeFileDurably(this.pathOf(seq));
   }
 
   private pathOf(seq: number): string {

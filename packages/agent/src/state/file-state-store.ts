@@ -1,14 +1,15 @@
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { formatIssues, SERVICE_NAME } from '@podfleet/shared';
+import { removeFileDurably, writeFileDurably } from '../durable/durable-file.js';
 import { AppliedRecord, ServiceBackup, TrustedKeys } from './applied-record.js';
 import type { StateStore } from './state-store.js';
 
 /**
  * The state directory on disk (/var/lib/podfleet): `applied.json`, `backup/NAME.json` and, once a
- * controller key rotation was followed, `trusted-keys.json`; each written to a temporary file and
- * renamed over the old one, so a crash leaves the old or the new.
+ * controller key rotation was followed, `trusted-keys.json`; each written durably (mode 0600), so a
+ * crash or a power cut leaves the old or the new, and a dropped backup stays dropped.
  */
 export class FileStateStore implements StateStore {
   constructor(private readonly directory: string) {}
@@ -30,7 +31,7 @@ export class FileStateStore implements StateStore {
   }
 
   async dropBackup(service: string): Promise<void> {
-    await rm(this.backupPath(service), { force: true });
+    await removeFileDurably(this.backupPath(service));
   }
 
   async loadTrustedKeys(): Promise<string[] | undefined> {
@@ -62,16 +63,7 @@ export class FileStateStore implements StateStore {
     return parsed.data;
   }
 
-  private async write(path: string, value: unknown): Promise<void> {
-    await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
-    const temporary = `${path}.${process.pid}.tmp`;
-    const handle = await open(temporary, 'w', 0o600);
-    try {
-      await handle.writeFile(`${JSON.stringify(value, null, 2)}\n`);
-      await handle.sync(); // edge devices lose power: the data must be on disk before the rename
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, path);
+  private write(path: string, value: unknown): Promise<void> {
+    return writeFileDurably(path, `${JSON.stringify(value, null, 2)}\n`);
   }
 }
