@@ -153,6 +153,31 @@ describe('ingest of hostile device messages (Postgres)', () => {
     await ingest.close();
   });
 
+  it('mutes a device refused 100 times in a minute: its later messages go unread, others are stored', async () => {
+    const run = randomUUID().slice(0, 8);
+    const flooder = `flood-${run}`;
+    const good = `calm-${run}`;
+    await addDevices([flooder, good]);
+    const ingest = await openIngest(mkdtempSync(join(tmpdir(), 'pf-hostile-')));
+    for (let n = 0; n < 150; n++) ingest.receive(topics.state(flooder), Buffer.from(`junk ${n}`));
+    // Valid, but from the muted device within its minute: dropped unread.
+    ingest.receive(topics.events(flooder), Buffer.from(json(errorEvent(flooder))));
+    const calm = errorEvent(good);
+    ingest.receive(topics.events(good), Buffer.from(json(calm)));
+    await ingest.drain();
+    expect(ingest.stats.invalid).toBe(151);
+    expect(ingest.stats.muted).toBe(51);
+    expect(
+      await count('SELECT count(*) AS n FROM device_events WHERE device_id = $1', [flooder]),
+    ).toBe(0);
+    expect(await count('SELECT count(*) AS n FROM device_events WHERE id = $1', [calm.id])).toBe(1);
+    // Six a minute reach the quarantine; the rest are counted.
+    expect(
+      await count('SELECT count(*) AS n FROM quarantined_messages WHERE device_id = $1', [flooder]),
+    ).toBe(6);
+    await ingest.close();
+  });
+
   it('quarantines the one message the database refuses and stores the rest of its batch', async () => {
     const run = randomUUID().slice(0, 8);
     const device = `db-${run}`;
