@@ -91,6 +91,27 @@ describe('a crash loop', () => {
     });
     expect(dev.events().filter((e) => e.type === 'rollback')).toHaveLength(1);
   });
+
+  it('of a version a manifest brought rolls back to the one before, which the drift check then keeps', async () => {
+    const V2 = 'registry.example/acme/web:2';
+    const dev = memoryDevice({ intervals: { reportMs: 5_000, driftMs: 30_000 } });
+    const v1 = dev.host.images.push(V1);
+    await dev.start();
+    await dev.desire(signedManifest(dev.device, 1, [web({ autoUpdate: 'off' })]));
+    dev.host.images.push(V2, { crashAfterMs: 20_000 });
+    await dev.desire(signedManifest(dev.device, 2, [web({ image: V2, autoUpdate: 'off' })]));
+    expect(dev.events().at(-1)).toMatchObject({ type: 'apply', generation: 2, result: 'applied' });
+
+    await dev.clock.advance(300_000);
+    expect(dev.events().filter((e) => e.type === 'rollback')).toMatchObject([
+      { trigger: 'health', generation: 2, fromImage: expect.stringContaining(V2), restored: true },
+    ]);
+    expect((await dev.host.unitStatus('web.service')).container?.imageId).toBe(v1);
+    expect(webState(dev.states().at(-1))).toMatchObject({ image: V1, ready: true });
+    expect((await dev.store.loadApplied())?.failed).toMatchObject([
+      { name: 'web', generation: 2, image: V2 },
+    ]);
+  });
 });
 
 describe('a rejected image', () => {
