@@ -4,6 +4,7 @@ import {
   type DeviceEvent,
   type DeviceManifest,
   type ServiceHealth,
+  type ServiceSpec,
   type StateReport,
   type UnitFile,
 } from '@podfleet/shared';
@@ -174,37 +175,58 @@ export class DeviceAgent {
    */
   private async lookAtServices(): Promise<void> {
     const { driver, store } = this.options;
+    // An apply, an auto-update or a restart at work restarts units on purpose: look after it.
+    if (this.lane.busy) return;
     const record = await store.loadApplied();
     let changed = false;
     for (const { spec, files, previous } of record?.services ?? []) {
       const service = await driver.unitStatus(`${spec.name}.service`);
       const socket = spec.socket ? await driver.unitStatus(`${spec.name}.socket`) : undefined;
       const onDisk = await Promise.all(files.map((f) => driver.readUnitFile(f.kind, f.name)));
+      const lastRestarts = this.looks.get(spec.name)?.restarts;
       const verdict = judgeService({
         spec,
         service,
         ...(socket ? { socket } : {}),
         gated: onDisk.every((f, i) => f?.contents === files[i]!.contents),
-        lastRestarts: this.looks.get(spec.name)?.restarts,
+        lastRestarts,
         now: this.clock.now(),
       });
       changed ||= this.looks.get(spec.name)?.health !== verdict.health;
       this.looks.set(spec.name, { restarts: service.restarts, health: verdict.health });
       if (isCrashLoop(verdict.health) && previous) {
         this.logger.warn(`${spec.name}: ${verdict.reason}; rolling back to the version before`);
-        await this.rollBackCrashLoop(spec.name, files, verdict.reason ?? verdict.health);
+        const why = verdict.reason ?? verdict.health;
+        await this.rollBackCrashLoop(spec, files, lastRestarts, why);
         changed = true;
       }
     }
     if (changed) await this.report();
   }
 
-  /** In the lane, and only if the version judged is still the one recorded. */
-  private rollBackCrashLoop(name: string, judged: UnitFile[], why: string): Promise<void> {
+  /**
+   * In the lane, and only if the version judged is still the one recorded and still loops by
+   * systemd's own counters (work queued before it may have changed either).
+   */
+  private rollBackCrashLoop(
+    spec: ServiceSpec,
+    judged: UnitFile[],
+    lastRestarts: number | undefined,
+    why: string,
+  ): Promise<void> {
+    const name = spec.name;
     return this.lane.run(async () => {
       const { driver, store, pollMs } = this.options;
       const now = (await store.loadApplied())?.services.find((s) => s.spec.name === name);
       if (!now?.previous || !sameFiles(now.files, judged) || !this.running) return;
+      const again = judgeService({
+        spec,
+        service: await driver.unitStatus(`${name}.service`),
+        gated: true,
+        lastRestarts,
+        now: this.clock.now(),
+      });
+      if (!isCrashLoop(again.health)) return;
       const event = await rollBackCrashLoop(
         { ...this.source, driver, store, ...(pollMs !== undefined ? { pollMs } : {}) },
         name,
