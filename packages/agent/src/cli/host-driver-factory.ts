@@ -17,7 +17,7 @@ export async function createHostDriver(config: AgentConfig): Promise<HostDriver>
 /**
  * Why this process cannot manage an account's units, if it cannot: `systemctl --user`, `journalctl
  * --user` and rootless Podman act for the account that runs them, and find its service manager
- * through XDG_RUNTIME_DIR (set by a login, or by the agent's unit: docs/decisions/009).
+ * through XDG_RUNTIME_DIR (set by a login, or by the agent's unit: docs/decisions/010).
  */
 export function userScopeProblem(
   env: NodeJS.ProcessEnv,

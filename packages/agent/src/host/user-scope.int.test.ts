@@ -1,6 +1,6 @@
 // User scope on real devices (seed ch. 7: services as a user, `systemctl --user`, lingering, `podman
 // auto-update` and `journalctl --user` for the user's units). The built agent runs as
-// podfleet-agent.service with User=ACCOUNT (docs/decisions/009-user-scope-agent.md) on a Debian 13
+// podfleet-agent.service with User=ACCOUNT (docs/decisions/010-user-scope-agent.md) on a Debian 13
 // device (Podman 5.4: Quadlet files in ~/.config/containers/systemd) and a Debian 12 one (Podman
 // 4.3: service units in ~/.config/systemd/user), linked to a registry and a broker on the host.
 // Everything reaches the agent as the controller sends it: signed manifests and commands over MQTT.
