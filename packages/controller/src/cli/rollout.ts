@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
-import { RolloutSpec, formatIssues, type RolloutSpecInput } from '@podfleet/shared';
+import type { RolloutSpecInput } from '@podfleet/shared';
 import type { RolloutDeviceStatus, RolloutStatus } from '../rollouts/status.js';
 import { FINISHED } from '../rollouts/status.js';
 import {
@@ -103,6 +102,11 @@ async function specFrom(
   image: string | undefined,
   flags: SpecFlags,
 ): Promise<RolloutSpecInput> {
+  // yaml and zod load here, not with the CLI: --help and most commands need neither.
+  const [{ parse: parseYaml }, { RolloutSpec, formatIssues }] = await Promise.all([
+    import('yaml'),
+    import('@podfleet/shared'),
+  ]);
   let base: Record<string, unknown> = {};
   if (flags.file) {
     const text = await readFile(flags.file, 'utf8').catch((error: NodeJS.ErrnoException) => {
