@@ -3,15 +3,18 @@ import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { RolloutSpec, formatIssues, type RolloutSpecInput } from '@podfleet/shared';
 import type { RolloutDeviceStatus, RolloutStatus } from '../rollouts/status.js';
+import { emptyPlanProblem } from '../rollouts/plan.js';
 import { FINISHED } from '../rollouts/status.js';
 import {
   ApiClient,
   ApiError,
+  naming as namingQuery,
   resolveConnection,
   withConnection,
   type ConnectionFlags,
 } from './api-client.js';
 import { CliError, EXIT, type CliIo } from './io.js';
+import { parseInteger } from './numbers.js';
 import { renderRollout } from './rollout-view.js';
 import { formatTable } from './table.js';
 import { visible } from './terminal-text.js';
@@ -146,6 +149,14 @@ interface StatusFlags extends ConnectionFlags {
   batch?: string;
 }
 
+/** Filters of the device listing, refused without it rather than ignored. */
+function checkStatusFilters(flags: StatusFlags): void {
+  const given = (['state', 'batch'] as const).filter((flag) => flags[flag] !== undefined);
+  if (given.length > 0 && !flags.devices)
+    throw new CliError(given.map((flag) => `--${flag}: filters the device listing: add --devices`));
+  if (flags.batch !== undefined) parseInteger('--batch', flags.batch, 0);
+}
+
 interface PlanView {
   service: string;
   targetImage: string;
@@ -194,6 +205,9 @@ export function registerRollout(program: Command, io: CliIo): void {
       }
       for (const { id, reason } of plan.excluded)
         io.stdout.write(`${visible(`left out: ${id} (${reason})`)}\n`);
+      // `rollout start` of this plan would be refused for the same reason.
+      const empty = emptyPlanProblem(plan.service, plan);
+      if (empty) throw new CliError([visible(empty)], EXIT.failed);
     });
 
   specOptions(rollout.command('start').argument('[service]').argument('[image]'))
@@ -220,13 +234,13 @@ export function registerRollout(program: Command, io: CliIo): void {
     .option('--state <state>', 'with --devices: only devices in this state (e.g. failed)')
     .option('--batch <n>', 'with --devices: only this batch (0 is the canary when there is one)')
     .action(async (id: string, flags: StatusFlags) => {
+      checkStatusFilters(flags);
       const api = await client(flags);
       const path = `/v1/rollouts/${encodeURIComponent(id)}`;
       if (flags.devices) {
-        const devices = await api.all<RolloutDeviceStatus>(`${path}/devices`, {
-          state: flags.state,
-          batch: flags.batch,
-        });
+        const devices = await api
+          .all<RolloutDeviceStatus>(`${path}/devices`, { state: flags.state, batch: flags.batch })
+          .catch(namingQuery({ 'querystring.state': '--state', 'querystring.batch': '--batch' }));
         if (flags.json) return void io.stdout.write(`${JSON.stringify(devices)}\n`);
         return void io.stdout.write(
           formatTable(
