@@ -130,6 +130,38 @@ describe('values the CLI and the controller refuse rather than bend', () => {
     expect(await listed('pending')).toEqual(['pending', 'pending', 'pending']);
   });
 
+  it('assign --rm with a --revision it would ignore, leaving the assignment', async () => {
+    await refused(
+      ['assign', 'edge', 'web', '--rm', '--revision', '1'],
+      2,
+      'podfleet: --revision: not with --rm (removing runs no revision)\n',
+    );
+    expect(await e.controller.db.prisma.assignment.count({ where: { groupName: 'edge' } })).toBe(1);
+  });
+
+  it('the same through the API: 400 naming the field, a misspelt filter included', async () => {
+    const get = (path: string) =>
+      fetch(`${e.controller.url}${path}`, { headers: { authorization: `Bearer ${e.token}` } });
+    const cases: [path: string, line: RegExp][] = [
+      ['/v1/events?type=bogus', /^querystring\.type: must be one of apply, /],
+      ['/v1/rollouts?state=bogus', /^querystring\.state: /],
+      ['/v1/rollouts?stat=failed', /^querystring: Unrecognized key: "stat"/],
+      ['/v1/rollouts?service=Web!', /^querystring\.service: not a service name/],
+      [`/v1/rollouts/${rollout}/devices?stat=failed`, /^querystring: Unrecognized key: "stat"/],
+      [`/v1/rollouts/${rollout}/devices?state=bogus`, /^querystring\.state: /],
+      [`/v1/rollouts/${rollout}/devices?batch=-1`, /^querystring\.batch: /],
+    ];
+    for (const [path, line] of cases) {
+      const response = await get(path);
+      const body = (await response.json()) as { message: string };
+      expect([path, response.status, body.message]).toEqual([
+        path,
+        400,
+        expect.stringMatching(line),
+      ]);
+    }
+  });
+
   it('an unknown rollout state in rollout ls', async () => {
     const run = await e.cli('rollout', 'ls', '--state', 'bogus');
     expect(run.code).toBe(2);

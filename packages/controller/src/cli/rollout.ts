@@ -58,7 +58,10 @@ type Args = { service?: string | undefined; image?: string | undefined };
  * when one set it, else the spec file it came from.
  */
 function naming(line: string, flags: SpecFlags, args: Args): string {
-  const field = Object.keys(FLAG_OF).find((key) => line.startsWith(`${key}:`));
+  // `targets.groups[0]: …` is the --group that was empty, as `targets.groups: …` is.
+  const field = Object.keys(FLAG_OF).find(
+    (key) => line.startsWith(`${key}:`) || line.startsWith(`${key}[`),
+  );
   if (field && FLAG_OF[field]![1](flags, args))
     return `${FLAG_OF[field]![0]}${line.slice(field.length)}`;
   return flags.file ? `${flags.file}: ${line}` : line;
