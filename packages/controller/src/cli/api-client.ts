@@ -203,8 +203,10 @@ export class ApiClient {
     return this.all<GroupView>('/v1/groups');
   }
 
-  applyService(spec: ServiceSpec) {
-    return this.request<Json<z.input<typeof AppliedRevision>>>('POST', '/v1/services', { spec });
+  /** `force` stores it even over an image a rollout put in place (409 otherwise). */
+  applyService(spec: ServiceSpec, force = false) {
+    const body = force ? { spec, force } : { spec };
+    return this.request<Json<z.input<typeof AppliedRevision>>>('POST', '/v1/services', body);
   }
 
   services() {

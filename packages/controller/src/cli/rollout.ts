@@ -2,15 +2,18 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { RolloutSpecInput } from '@podfleet/shared';
 import type { RolloutDeviceStatus, RolloutStatus } from '../rollouts/status.js';
+import { emptyPlanProblem } from '../rollouts/empty-plan.js';
 import { FINISHED } from '../rollouts/status.js';
 import {
   ApiClient,
   ApiError,
+  naming as namingQuery,
   resolveConnection,
   withConnection,
   type ConnectionFlags,
 } from './api-client.js';
 import { CliError, EXIT, type CliIo } from './io.js';
+import { parseInteger } from './numbers.js';
 import { renderRollout } from './rollout-view.js';
 import { formatTable } from './table.js';
 import { visible } from './terminal-text.js';
@@ -54,7 +57,10 @@ type Args = { service?: string | undefined; image?: string | undefined };
  * when one set it, else the spec file it came from.
  */
 function naming(line: string, flags: SpecFlags, args: Args): string {
-  const field = Object.keys(FLAG_OF).find((key) => line.startsWith(`${key}:`));
+  // `targets.groups[0]: …` is the --group that was empty, as `targets.groups: …` is.
+  const field = Object.keys(FLAG_OF).find(
+    (key) => line.startsWith(`${key}:`) || line.startsWith(`${key}[`),
+  );
   if (field && FLAG_OF[field]![1](flags, args))
     return `${FLAG_OF[field]![0]}${line.slice(field.length)}`;
   return flags.file ? `${flags.file}: ${line}` : line;
@@ -150,6 +156,14 @@ interface StatusFlags extends ConnectionFlags {
   batch?: string;
 }
 
+/** Filters of the device listing, refused without it rather than ignored. */
+function checkStatusFilters(flags: StatusFlags): void {
+  const given = (['state', 'batch'] as const).filter((flag) => flags[flag] !== undefined);
+  if (given.length > 0 && !flags.devices)
+    throw new CliError(given.map((flag) => `--${flag}: filters the device listing: add --devices`));
+  if (flags.batch !== undefined) parseInteger('--batch', flags.batch, 0);
+}
+
 interface PlanView {
   service: string;
   targetImage: string;
@@ -198,6 +212,9 @@ export function registerRollout(program: Command, io: CliIo): void {
       }
       for (const { id, reason } of plan.excluded)
         io.stdout.write(`${visible(`left out: ${id} (${reason})`)}\n`);
+      // `rollout start` of this plan would be refused for the same reason.
+      const empty = emptyPlanProblem(plan.service, plan);
+      if (empty) throw new CliError([visible(empty)], EXIT.failed);
     });
 
   specOptions(rollout.command('start').argument('[service]').argument('[image]'))
@@ -224,13 +241,13 @@ export function registerRollout(program: Command, io: CliIo): void {
     .option('--state <state>', 'with --devices: only devices in this state (e.g. failed)')
     .option('--batch <n>', 'with --devices: only this batch (0 is the canary when there is one)')
     .action(async (id: string, flags: StatusFlags) => {
+      checkStatusFilters(flags);
       const api = await client(flags);
       const path = `/v1/rollouts/${encodeURIComponent(id)}`;
       if (flags.devices) {
-        const devices = await api.all<RolloutDeviceStatus>(`${path}/devices`, {
-          state: flags.state,
-          batch: flags.batch,
-        });
+        const devices = await api
+          .all<RolloutDeviceStatus>(`${path}/devices`, { state: flags.state, batch: flags.batch })
+          .catch(namingQuery({ 'querystring.state': '--state', 'querystring.batch': '--batch' }));
         if (flags.json) return void io.stdout.write(`${JSON.stringify(devices)}\n`);
         return void io.stdout.write(
           formatTable(
