@@ -70,19 +70,8 @@ export async function startController(
     }
   };
   try {
-    const db = await openDatabase({
-      DATABASE_URL: config.DATABASE_URL,
-      PODFLEET_DATA: config.PODFLEET_DATA,
-    });
-    cleanups.push(() => db.close());
-    const migrated = await db.migrate();
-    logger.info(
-      { database: db.location, kind: db.kind, applied: migrated.applied },
-      'database ready',
-    );
-
-    const shareGroup = await fleetShareGroup(db.prisma, config.PODFLEET_SHARE_GROUP);
-
+    // The embedded broker first: its port is the start-up error an operator meets most, and the
+    // store takes seconds to open on first use.
     let embedded: EmbeddedBroker | undefined;
     let mqttUrl = config.MQTT_URL;
     if (!mqttUrl) {
@@ -99,6 +88,19 @@ export async function startController(
       cleanups.push(() => embedded!.close());
       mqttUrl = embedded.url;
     }
+    const db = await openDatabase({
+      DATABASE_URL: config.DATABASE_URL,
+      PODFLEET_DATA: config.PODFLEET_DATA,
+    });
+    cleanups.push(() => db.close());
+    const migrated = await db.migrate();
+    logger.info(
+      { database: db.location, kind: db.kind, applied: migrated.applied },
+      'database ready',
+    );
+
+    const shareGroup = await fleetShareGroup(db.prisma, config.PODFLEET_SHARE_GROUP);
+
     const withSession = sessionRunner(db, config.DATABASE_URL, (error) =>
       logger.warn({ err: error }, 'idle database connection lost'),
     );
@@ -219,7 +221,15 @@ export async function startController(
       [dashboardPage],
     );
     cleanups.push(() => app.close());
-    const address = await app.listen({ host: config.HOST, port: config.PORT });
+    const address = await app
+      .listen({ host: config.HOST, port: config.PORT })
+      .catch((error: NodeJS.ErrnoException) => {
+        throw new Error(
+          error.code === 'EADDRINUSE'
+            ? `HTTP: ${config.HOST}:${config.PORT} is in use (set PORT or --port)`
+            : `HTTP: ${error.message}`,
+        );
+      });
     logger.info({ url: address, docs: `${address}/docs` }, 'controller listening');
 
     return {
