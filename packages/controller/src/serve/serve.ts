@@ -26,6 +26,7 @@ import { loadRolloutOverrides } from '../rollouts/overrides.js';
 import { rolloutRoutes } from '../rollouts/routes.js';
 import type { ServeConfig } from './config.js';
 import { PeerSessions } from './peer-sessions.js';
+import { readinessPage } from './readiness.js';
 import { redactUrl } from './redact-url.js';
 import { sessionRunner } from './sessions.js';
 import { fleetShareGroup, leaveFormerShareGroups } from './share-group.js';
@@ -218,7 +219,18 @@ export async function startController(
     const app = await buildApp(
       { db, fleet: sync, log: logger },
       [...api, rolloutRoutes(rollouts), commandRoutes(commands)],
-      [dashboardPage],
+      [
+        dashboardPage,
+        readinessPage([
+          { name: 'database', probe: async () => void (await db.prisma.$queryRaw`SELECT 1`) },
+          {
+            name: 'broker',
+            probe: async () => {
+              if (!broker.client.connected) throw new Error('not connected');
+            },
+          },
+        ]),
+      ],
     );
     cleanups.push(() => app.close());
     const address = await app
