@@ -60,7 +60,7 @@ describe('/readyz checks the database and the broker; /healthz stays liveness', 
     });
     expect(dbDown.body.ready).toBe(false);
     expect(dbDown.body.checks).toMatchObject({
-      database: expect.stringMatching(/^down: /),
+      database: 'down',
       broker: 'ok',
     });
     expect(await probe(healthz)).toEqual({ status: 200, body: { ok: true } });
@@ -75,7 +75,7 @@ describe('/readyz checks the database and the broker; /healthz stays liveness', 
       const seen = await probe(readyz);
       return seen.status === 503 ? seen : undefined;
     });
-    expect(brokerDown.body.checks).toEqual({ database: 'ok', broker: 'down: not connected' });
+    expect(brokerDown.body.checks).toEqual({ database: 'ok', broker: 'down' });
     expect(await probe(healthz)).toEqual({ status: 200, body: { ok: true } });
   }, 120_000);
 });

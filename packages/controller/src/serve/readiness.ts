@@ -11,14 +11,15 @@ export interface ReadinessCheck {
 const PROBE_TIMEOUT_MS = 2_000;
 
 /**
- * GET /readyz: 200 when every check passes, 503 naming each one that does not (`broker: not
- * connected`). /healthz stays liveness: the process answers, whatever its dependencies do, so a
- * supervisor does not restart a controller that waits for its database.
+ * GET /readyz: 200 when every check passes, 503 naming each one that is down. It is open, as
+ * /healthz is, so it says only `ok` or `down`; why goes to the log (a database error can name
+ * hosts and users). /healthz stays liveness: the process answers, whatever its dependencies do,
+ * so a supervisor does not restart a controller that waits for its database.
  */
 export function readinessPage(checks: readonly ReadinessCheck[]): RoutePlugin {
   return (app: FastifyInstance) => {
     app.get('/readyz', async (_request, reply) => {
-      const results = await Promise.all(checks.map(run));
+      const results = await Promise.all(checks.map((check) => run(check, app)));
       const down = results.filter((result) => result !== 'ok');
       const status = Object.fromEntries(checks.map((check, i) => [check.name, results[i]]));
       return reply
@@ -28,7 +29,7 @@ export function readinessPage(checks: readonly ReadinessCheck[]): RoutePlugin {
   };
 }
 
-async function run(check: ReadinessCheck): Promise<string> {
+async function run(check: ReadinessCheck, app: FastifyInstance): Promise<'ok' | 'down'> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -40,7 +41,8 @@ async function run(check: ReadinessCheck): Promise<string> {
     await Promise.race([check.probe(), timeout]);
     return 'ok';
   } catch (error) {
-    return `down: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`;
+    app.log.warn({ err: error, check: check.name }, 'not ready');
+    return 'down';
   } finally {
     clearTimeout(timer);
   }
