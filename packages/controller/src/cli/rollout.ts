@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import type { RolloutSpecInput } from '@podfleet/shared';
 import type { RolloutDeviceStatus, RolloutStatus } from '../rollouts/status.js';
 import { emptyPlanProblem } from '../rollouts/empty-plan.js';
-import { FINISHED } from '../rollouts/status.js';
 import {
   ApiClient,
   ApiError,
@@ -15,6 +14,7 @@ import {
 import { CliError, EXIT, type CliIo } from './io.js';
 import { parseInteger } from './numbers.js';
 import { renderRollout } from './rollout-view.js';
+import { watch } from './rollout-watch.js';
 import { formatTable } from './table.js';
 import { visible } from './terminal-text.js';
 
@@ -325,31 +325,5 @@ export function registerRollout(program: Command, io: CliIo): void {
           ),
         );
       },
-    );
-}
-
-/** Follows the server-sent events of a rollout; resolves when it ends, with its exit code. */
-async function watch(api: ApiClient, id: string, io: CliIo, json: boolean): Promise<void> {
-  const tty = io.redraw !== undefined;
-  let final: RolloutStatus | undefined;
-  for await (const event of api.stream(`/v1/rollouts/${encodeURIComponent(id)}/stream`)) {
-    if (event.event === 'status') {
-      const status = JSON.parse(event.data) as RolloutStatus;
-      final = status;
-      if (json) io.stdout.write(`${event.data}\n`);
-      else io.redraw?.(renderRollout(status));
-    } else if (event.event === 'happening' && !json && !tty) {
-      io.stdout.write(`${visible((JSON.parse(event.data) as { line: string }).line)}\n`);
-    }
-  }
-  if (!final)
-    throw new CliError([`rollout ${id}: the stream ended before any status`], EXIT.failed);
-  if (!json && !tty) io.stdout.write(renderRollout(final));
-  if (!FINISHED.includes(final.state))
-    throw new CliError([`rollout ${id}: stream closed while ${final.state}`], EXIT.failed);
-  if (final.state !== 'succeeded')
-    throw new CliError(
-      [`rollout ${id} ${final.state}${final.reason ? `: ${final.reason}` : ''}`],
-      EXIT.failed,
     );
 }
