@@ -356,7 +356,9 @@ describe('rollouts end to end: Postgres, Mosquitto, a controller and podfleet-ag
         const updating = await prisma.rolloutDevice.count({
           where: { rolloutId: id, batch: 2, state: 'updating' },
         });
-        return updating > 0 ? true : undefined;
+        // And logged: the line goes out after the commit, and a kill before it would lose it.
+        const logged = happenings(first.lines).includes('batch 2 started: 12 devices');
+        return updating > 0 && logged ? true : undefined;
       },
       undefined,
       20,
