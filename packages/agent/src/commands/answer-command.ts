@@ -10,7 +10,10 @@ const MAX_LINE_BYTES = 4096;
 export interface CommandTarget {
   driver: HostDriver;
   store: StateStore;
-  autoUpdate(dryRun: boolean): Promise<Extract<CommandResult, { type: 'auto-update' }>>;
+  autoUpdate(
+    dryRun: boolean,
+    retry: boolean,
+  ): Promise<Extract<CommandResult, { type: 'auto-update' }>>;
   restart(service: string): Promise<{ ready: boolean; reason?: string }>;
 }
 
@@ -26,7 +29,7 @@ export async function answerCommand(
   const { id } = command;
   try {
     if (command.type === 'auto-update') {
-      return { id, ok: true, result: await target.autoUpdate(command.dryRun) };
+      return { id, ok: true, result: await target.autoUpdate(command.dryRun, command.retry) };
     }
     const managed = (await target.store.loadApplied())?.services.some(
       (s) => s.spec.name === command.service,

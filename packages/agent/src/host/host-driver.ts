@@ -88,6 +88,11 @@ export interface HostDriver {
   pullImage(reference: string): Promise<string>;
   /** The local image id a reference resolves to, or undefined when it is not in local storage. */
   imageId(reference: string): Promise<string | undefined>;
+  /**
+   * The manifest digest (`sha256:…`) of a local image, by id or reference, as a registry names it;
+   * undefined when the image is not in local storage.
+   */
+  imageDigest(image: string): Promise<string | undefined>;
   /** `podman tag`: points a reference at a local image (how a rollback restores the old image). */
   tagImage(imageId: string, reference: string): Promise<void>;
 

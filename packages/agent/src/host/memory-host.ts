@@ -9,7 +9,7 @@ import type {
 } from './host-driver.js';
 import { MemoryImageStore } from './memory-images.js';
 import { MemorySystemd, type RunningContainer } from './memory-systemd.js';
-import { readerOf } from './unit-definition.js';
+import { readerOf, unitNameOf } from './unit-definition.js';
 
 export interface MemoryHostOptions {
   clock: Clock;
@@ -130,6 +130,10 @@ export class MemoryHost implements HostDriver {
     return this.images.localId(reference);
   }
 
+  async imageDigest(image: string): Promise<string | undefined> {
+    return this.images.digestOf(image);
+  }
+
   async tagImage(imageId: string, reference: string): Promise<void> {
     this.images.tag(imageId, reference);
   }
@@ -161,6 +165,21 @@ export class MemoryHost implements HostDriver {
 
   async journal(unit: string, lines: number): Promise<string[]> {
     return this.systemd.journal(unit, lines);
+  }
+
+  /**
+   * A power cut and a boot: every unit and container is gone at once, systemd loads the files on
+   * disk, and starts what is enabled (or wanted through a Quadlet [Install]) as a boot does.
+   * Files and images stay; the agent's state directory is the caller's.
+   */
+  boot(): void {
+    this.systemd.powerCut();
+    this.systemd.reload(this.fileList());
+    for (const file of this.fileList()) {
+      const unit = unitNameOf(file);
+      const wanted = file.kind === 'quadlet' ? hasInstall(file) : this.enabled.has(unit);
+      if (wanted) this.systemd.start(unit);
+    }
   }
 
   /** A client connects to a socket unit (socket activation starts the service). */

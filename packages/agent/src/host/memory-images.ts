@@ -78,6 +78,13 @@ export class MemoryImageStore {
     this.local.set(reference, id);
   }
 
+  /** The manifest digest of a local image (by id or reference): derived from its id here. */
+  digestOf(image: string): string | undefined {
+    const id = this.behaviours.has(image) ? image : this.local.get(image);
+    if (id === undefined) return undefined;
+    return `sha256:${createHash('sha256').update(`manifest/${id}`).digest('hex')}`;
+  }
+
   behaviourOf(id: string): ImageBehaviour {
     return this.behaviours.get(id) ?? {};
   }

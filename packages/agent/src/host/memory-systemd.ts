@@ -137,6 +137,13 @@ export class MemorySystemd {
     this.start(unit);
   }
 
+  /** Power gone: every run ends where it is, with no stop and no ExecStop. */
+  powerCut(): void {
+    for (const run of this.runs.values()) this.cancelTimers(run);
+    this.runs.clear();
+    this.loaded = new Map();
+  }
+
   resetFailed(unit: string): void {
     const run = this.runs.get(unit);
     if (!run) return;

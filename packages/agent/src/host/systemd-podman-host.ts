@@ -197,8 +197,16 @@ export class SystemdPodmanHost implements HostDriver {
     return id;
   }
 
-  async imageId(reference: string): Promise<string | undefined> {
-    const argv = ['podman', 'image', 'inspect', '--format', '{{.Id}}', checkedImage(reference)];
+  imageId(reference: string): Promise<string | undefined> {
+    return this.inspectImage(reference, '{{.Id}}');
+  }
+
+  imageDigest(image: string): Promise<string | undefined> {
+    return this.inspectImage(image, '{{.Digest}}');
+  }
+
+  private async inspectImage(reference: string, format: string): Promise<string | undefined> {
+    const argv = ['podman', 'image', 'inspect', '--format', format, checkedImage(reference)];
     const result = await this.exec(argv, this.timeouts.quick);
     if (result.code !== 0) {
       if (NO_SUCH_IMAGE.test(result.stderr)) return undefined;

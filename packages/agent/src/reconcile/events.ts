@@ -19,3 +19,8 @@ export function eventHeader(source: EventSource): { id: string; device: string; 
     at: new Date(source.clock.now()).toISOString(),
   };
 }
+
+/** An image named with its local id: an auto-update keeps the reference and changes the image. */
+export function imageWithId(image: string, imageId: string | undefined): string {
+  return imageId ? `${image} (${imageId.slice(0, 12)})` : image;
+}

@@ -8,6 +8,7 @@ import type {
 import type { HostDriver } from '../host/host-driver.js';
 import { imageOfUnitFile } from '../host/unit-definition.js';
 import type { AppliedRecord, ServiceBackup } from '../state/applied-record.js';
+import { recordGood } from '../state/service-record.js';
 import type { StateStore } from '../state/state-store.js';
 import { eventHeader, type EventSource } from './events.js';
 import { failureWithJournal, failureWithoutJournal, type FailureCause } from './failure.js';
@@ -110,6 +111,7 @@ class PlanRun {
     // A rolled-back change is retried when a newer generation asks for it again.
     this.record.failed = this.record.failed.filter((f) => f.generation === desired.generation);
     await this.deps.store.saveApplied(this.record);
+    if (applied?.generation !== desired.generation) this.failEarlier();
     const result = this.failures.length > 0 ? 'failed' : 'applied';
     const services = [...this.outcomes.values()];
     if (steps.length > 0 || applied?.generation !== desired.generation) {
@@ -175,6 +177,30 @@ class PlanRun {
     await this.fail(step.service, stepCause(step, reason), refused);
   }
 
+  /**
+   * A generation first applied now whose change of a service was already rolled back in it (at
+   * start, from an interrupted change): the service keeps its last good version, so the apply
+   * failed, and says so, rather than calling the generation applied.
+   */
+  private failEarlier(): void {
+    for (const change of this.record.failed) {
+      if (!this.wanted.has(change.name) || this.outcomes.has(change.name)) continue;
+      this.failures.push(`${change.name}: rolled back: ${change.reason}`);
+      const kept = this.record.services.find((s) => s.spec.name === change.name);
+      this.outcomes.set(change.name, {
+        name: change.name,
+        image: kept?.spec.image ?? '',
+        action: kept ? 'kept' : 'failed',
+      });
+      this.firstFailure ??= {
+        reason: 'rolled-back',
+        detail: change.reason,
+        unit: `${change.name}.service`,
+        journal: [],
+      };
+    }
+  }
+
   private report(reason: string, service?: string): void {
     this.failures.push(service ? `${service}: ${reason}` : reason);
     this.events.push({
@@ -201,13 +227,12 @@ class PlanRun {
     }
     const status = await driver.unitStatus(`${step.service}.service`);
     const imageId = status.container?.imageId ?? (await driver.imageId(spec.image));
-    this.record.services = [
-      ...this.record.services.filter((s) => s.spec.name !== step.service),
-      { spec, files: step.files, ...(imageId ? { imageId } : {}) },
-    ];
-    this.record.failed = this.record.failed.filter((f) => f.name !== step.service);
-    await store.dropBackup(step.service);
+    const replaced = await store.loadBackup(step.service);
+    recordGood(this.record, { spec, files: step.files, imageId }, replaced);
+    // Recorded before the backup goes: a power cut in between leaves a backup that the next start
+    // finds finished (the record already names this version), never a change with no record.
     await store.saveApplied(this.record);
+    await store.dropBackup(step.service);
     this.outcomes.set(step.service, {
       name: step.service,
       image: spec.image,
@@ -226,9 +251,7 @@ class PlanRun {
         ? failureWithoutJournal(cause)
         : await failureWithJournal(driver, cause);
     this.firstFailure ??= failure;
-    const gate = this.plan.steps.find(
-      (s): s is AwaitReadyStep => s.kind === 'await-ready' && s.service === service,
-    );
+    const gate = this.gateStep(service);
     const attempted = gate?.spec ?? this.wanted.get(service)!;
     if (versionAtFault && gate && gate.action !== 'repair') {
       this.record.failed = [
@@ -299,6 +322,7 @@ class PlanRun {
       (recorded?.spec.image === image ? recorded?.imageId : undefined) ??
       (image ? await driver.imageId(image) : undefined);
     const spec = recorded?.spec ?? this.wanted.get(service)!;
+    const gate = this.gateStep(service);
     const backup: ServiceBackup = {
       name: service,
       files,
@@ -308,8 +332,25 @@ class PlanRun {
       active: [socket, main].filter(isRunning).map((s) => s.unit),
       ready: spec.ready,
       health: spec.health !== undefined,
+      ...(recorded ? { spec: recorded.spec } : {}),
+      origin: 'apply',
+      ...(gate
+        ? {
+            target: {
+              generation: this.plan.desired.generation,
+              spec: gate.spec,
+              files: gate.files,
+            },
+          }
+        : {}),
     };
     await store.saveBackup(backup);
+  }
+
+  private gateStep(service: string): AwaitReadyStep | undefined {
+    return this.plan.steps.find(
+      (s): s is AwaitReadyStep => s.kind === 'await-ready' && s.service === service,
+    );
   }
 
   private async forgetRemoved(): Promise<void> {

@@ -1,5 +1,13 @@
 import { pino, type Logger } from 'pino';
-import { keyIdOf, type DeviceEvent, type DeviceManifest, type StateReport } from '@podfleet/shared';
+import {
+  keyIdOf,
+  type DeviceEvent,
+  type DeviceManifest,
+  type ServiceHealth,
+  type ServiceSpec,
+  type StateReport,
+  type UnitFile,
+} from '@podfleet/shared';
 import type { CommandTarget } from '../commands/answer-command.js';
 import { CommandInbox } from '../commands/command-inbox.js';
 import { runAutoUpdate, type AutoUpdateReport } from '../autoupdate/auto-update-runner.js';
@@ -9,6 +17,9 @@ import type { Outbox } from '../outbox/outbox.js';
 import { rejectionEvent } from '../reconcile/accept.js';
 import { eventHeader, type EventSource } from '../reconcile/events.js';
 import { awaitReady } from '../reconcile/health-gate.js';
+import { rollBackCrashLoop } from '../reconcile/crash-loop.js';
+import { resolveInterrupted } from '../reconcile/interrupted.js';
+import { sameFiles } from '../reconcile/planner.js';
 import { reconcile, type ReconcileDeps } from '../reconcile/reconcile.js';
 import { readHostSnapshot } from '../reconcile/snapshot.js';
 import type { DeviceLink } from '../session/device-link.js';
@@ -16,6 +27,7 @@ import type { StateStore } from '../state/state-store.js';
 import { takeDesired } from './desired-intake.js';
 import { driftEvents, findDrift } from './drift.js';
 import { SerialLane } from './serial-lane.js';
+import { isCrashLoop, judgeService } from './service-health.js';
 import { readStateReport } from './state-report.js';
 
 export interface AgentIntervals {
@@ -25,6 +37,8 @@ export interface AgentIntervals {
   driftMs: number;
   /** Scheduled auto-update; undefined: off. */
   autoUpdateMs: number | undefined;
+  /** A look at each service's unit: a crash loop is found (and rolled back) within two. */
+  healthMs: number;
 }
 
 /** Who else wants to know (the simulator's progress): called after the outbox has the message. */
@@ -60,6 +74,7 @@ const DEFAULT_INTERVALS: AgentIntervals = {
   reportMs: 60_000,
   driftMs: 300_000,
   autoUpdateMs: 86_400_000,
+  healthMs: 15_000,
 };
 const silent = pino({ level: 'silent' });
 
@@ -88,6 +103,8 @@ export class DeviceAgent {
   private reporting: Promise<void> | undefined;
   private reportAgain = false;
   private readonly commands: CommandInbox;
+  /** Per service: NRestarts and health at the last look (judgeService needs the count over time). */
+  private readonly looks = new Map<string, { restarts: number; health: ServiceHealth }>();
 
   constructor(private readonly options: DeviceAgentOptions) {
     this.device = options.device;
@@ -103,20 +120,121 @@ export class DeviceAgent {
     this.trustedKeys = options.trustedKeys;
   }
 
-  /** Reads the applied generation, listens to the link, starts the timers, reports once. */
+  /**
+   * Reads the applied generation, finishes or undoes what a crash interrupted (first in the lane:
+   * manifests wait behind it), listens to the link, starts the timers, reports once.
+   */
   async start(): Promise<void> {
     const { link } = this.options;
     this.appliedGeneration = (await this.options.store.loadApplied())?.generation ?? 0;
     this.trustedKeys = (await this.options.store.loadTrustedKeys()) ?? this.options.trustedKeys;
     this.running = true;
+    const resolved = this.lane.run(() => this.resolveInterrupted());
     link.on('desired', this.onDesired);
     link.on('command', this.commands.receive);
     link.on('up', this.onUp);
     this.every(this.intervals.reportMs, () => this.report());
     this.every(this.intervals.driftMs, () => this.checkDrift());
+    this.every(this.intervals.healthMs, () => this.lookAtServices());
     const autoUpdate = this.intervals.autoUpdateMs;
     if (autoUpdate !== undefined) this.every(autoUpdate, () => this.scheduledAutoUpdate(), 0.1);
     await this.report();
+    void resolved.then(async (changed) => {
+      if (changed) await this.report();
+    });
+  }
+
+  /** resolveInterrupted at start; true when it changed something worth a report. */
+  private async resolveInterrupted(): Promise<boolean> {
+    const { driver, store, pollMs, settle } = this.options;
+    try {
+      const { resolutions, events } = await resolveInterrupted({
+        ...this.source,
+        driver,
+        store,
+        ...(pollMs !== undefined ? { pollMs } : {}),
+        ...(settle !== undefined ? { settle } : {}),
+      });
+      for (const { service, outcome, detail } of resolutions) {
+        this.logger.warn(
+          `unfinished change of ${service}: ${outcome}${detail ? ` (${detail})` : ''}`,
+        );
+      }
+      await this.emit(events);
+      return resolutions.length > 0;
+    } catch (error) {
+      this.logger.error(`unfinished changes: ${(error as Error).message}`);
+      await this.emit([this.errorEvent(`unfinished changes: ${(error as Error).message}`)]);
+      return true;
+    }
+  }
+
+  /**
+   * Looks at each service's unit: a crash loop of a version that has a good one before it rolls
+   * back (in the lane, once per bad version); a change of health is reported at once.
+   */
+  private async lookAtServices(): Promise<void> {
+    const { driver, store } = this.options;
+    // An apply, an auto-update or a restart at work restarts units on purpose: look after it.
+    if (this.lane.busy) return;
+    const record = await store.loadApplied();
+    let changed = false;
+    for (const { spec, files, previous } of record?.services ?? []) {
+      const service = await driver.unitStatus(`${spec.name}.service`);
+      const socket = spec.socket ? await driver.unitStatus(`${spec.name}.socket`) : undefined;
+      const onDisk = await Promise.all(files.map((f) => driver.readUnitFile(f.kind, f.name)));
+      const lastRestarts = this.looks.get(spec.name)?.restarts;
+      const verdict = judgeService({
+        spec,
+        service,
+        ...(socket ? { socket } : {}),
+        gated: onDisk.every((f, i) => f?.contents === files[i]!.contents),
+        lastRestarts,
+        now: this.clock.now(),
+      });
+      changed ||= this.looks.get(spec.name)?.health !== verdict.health;
+      this.looks.set(spec.name, { restarts: service.restarts, health: verdict.health });
+      if (isCrashLoop(verdict.health) && previous) {
+        this.logger.warn(`${spec.name}: ${verdict.reason}; rolling back to the version before`);
+        const why = verdict.reason ?? verdict.health;
+        await this.rollBackCrashLoop(spec, files, lastRestarts, why);
+        changed = true;
+      }
+    }
+    if (changed) await this.report();
+  }
+
+  /**
+   * In the lane, and only if the version judged is still the one recorded and still loops by
+   * systemd's own counters (work queued before it may have changed either).
+   */
+  private rollBackCrashLoop(
+    spec: ServiceSpec,
+    judged: UnitFile[],
+    lastRestarts: number | undefined,
+    why: string,
+  ): Promise<void> {
+    const name = spec.name;
+    return this.lane.run(async () => {
+      const { driver, store, pollMs } = this.options;
+      const now = (await store.loadApplied())?.services.find((s) => s.spec.name === name);
+      if (!now?.previous || !sameFiles(now.files, judged) || !this.running) return;
+      const again = judgeService({
+        spec,
+        service: await driver.unitStatus(`${name}.service`),
+        gated: true,
+        lastRestarts,
+        now: this.clock.now(),
+      });
+      if (!isCrashLoop(again.health)) return;
+      const event = await rollBackCrashLoop(
+        { ...this.source, driver, store, ...(pollMs !== undefined ? { pollMs } : {}) },
+        name,
+        why,
+      );
+      this.looks.delete(name);
+      if (event) await this.emit([event]);
+    });
   }
 
   /**
@@ -241,7 +359,7 @@ export class DeviceAgent {
     await this.autoUpdate(false);
   }
 
-  private autoUpdate(dryRun: boolean): Promise<AutoUpdateReport> {
+  private autoUpdate(dryRun: boolean, retry = false): Promise<AutoUpdateReport> {
     return this.lane.run(async () => {
       const { driver, store, pollMs, settle } = this.options;
       const report = await runAutoUpdate(
@@ -252,7 +370,7 @@ export class DeviceAgent {
           ...(pollMs !== undefined ? { pollMs } : {}),
           ...(settle !== undefined ? { settle } : {}),
         },
-        { dryRun },
+        { dryRun, retry },
       );
       await this.emit(report.events);
       if (!dryRun) await this.report();
@@ -285,8 +403,8 @@ export class DeviceAgent {
     return {
       driver: this.options.driver,
       store: this.options.store,
-      autoUpdate: async (dryRun) => {
-        const { results, reason } = await this.autoUpdate(dryRun);
+      autoUpdate: async (dryRun, retry) => {
+        const { results, reason } = await this.autoUpdate(dryRun, retry);
         return {
           type: 'auto-update',
           dryRun,
@@ -330,7 +448,11 @@ export class DeviceAgent {
         clock: this.clock,
         record: await store.loadApplied(),
         manifest: this.current ?? this.applying,
+        lastRestarts: (service) => this.looks.get(service)?.restarts,
       });
+      for (const { name, unit, health } of report.services) {
+        if (health) this.looks.set(name, { restarts: unit.restarts, health });
+      }
       await outbox.enqueueState(report);
       observer?.state?.(report);
     } catch (error) {

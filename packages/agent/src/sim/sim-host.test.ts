@@ -51,7 +51,7 @@ describe('a simulated device running a crash-after-Ns image', () => {
     ready: { timeout: 30, settle: 2 },
   });
 
-  it('passes its gate, then reports a restart and a new activeSince N seconds after ready', async () => {
+  it('passes its gate; its restart N seconds after ready is a crash loop at the next look, ready again once NRestarts stays', async () => {
     const clock = new VirtualClock();
     const h = new SimHost({ clock, name: 'sim-0000' }, false);
     const store = new MemoryStateStore();
@@ -67,16 +67,21 @@ describe('a simulated device running a crash-after-Ns image', () => {
     const deps = { driver: h, clock, store, device: 'sim-0000' };
     // settle (2 s) ends before the crash (5 s after ready): the agent applies it.
     expect((await clock.run(reconcile(desired, deps))).result).toBe('applied');
-    const report = async () =>
-      (
+    let lastRestarts: number | undefined;
+    const report = async () => {
+      const service = (
         await readStateReport({
           device: 'sim-0000',
           driver: h,
           clock,
           record: await store.loadApplied(),
           manifest: desired,
+          lastRestarts: () => lastRestarts,
         })
       ).services[0]!;
+      lastRestarts = service.unit.restarts;
+      return service;
+    };
     const ready = await report();
     expect(ready).toMatchObject({ ready: true, unit: { active: 'active', restarts: 0 } });
     const readyAt = Date.parse(ready.unit.activeSince!);
@@ -84,12 +89,19 @@ describe('a simulated device running a crash-after-Ns image', () => {
 
     await clock.advance(3_500);
     const restarted = await report();
-    expect(restarted).toMatchObject({ ready: true, unit: { active: 'active', restarts: 1 } });
+    // Active again, but NRestarts moved since the last look: not ready, and why.
+    expect(restarted).toMatchObject({
+      ready: false,
+      health: 'crash-looping',
+      unit: { active: 'active', restarts: 1 },
+      reason: 'web.service restarted 1 time(s) since the last look, NRestarts 1',
+    });
+    expect(restarted.journal?.join('\n')).toContain('Main process exited');
     // Exit at ready + 5 s, RestartSec= 100 ms, READY=1 300 ms into the new run.
     expect(Date.parse(restarted.unit.activeSince!)).toBe(readyAt + 5_400);
 
-    // Once: the restarted app stays up.
+    // Once: the restarted app stays up, and the next look finds the count where it was.
     await clock.advance(60_000);
-    expect(await report()).toEqual(restarted);
+    expect(await report()).toMatchObject({ ready: true, health: 'ready', unit: { restarts: 1 } });
   });
 });

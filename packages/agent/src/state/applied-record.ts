@@ -1,4 +1,4 @@
-import { ServiceSpec } from '@podfleet/shared';
+import { RejectedImage, ServiceSpec } from '@podfleet/shared';
 import { z } from 'zod';
 
 export const StoredUnitFile = z.strictObject({
@@ -14,6 +14,13 @@ export const AppliedService = z.strictObject({
   files: z.array(StoredUnitFile),
   /** The local image id the gated container ran: what a rollback re-tags the reference to. */
   imageId: z.string().optional(),
+  /**
+   * The good version before this one (its backup, kept when this one passed its gate): where a
+   * crash loop of this version rolls back to, once.
+   */
+  previous: z.lazy(() => ServiceBackup).optional(),
+  /** The image this service rolled back from, which auto-update skips (RejectedImage). */
+  rejected: RejectedImage.optional(),
 });
 export type AppliedService = z.output<typeof AppliedService>;
 
@@ -39,7 +46,8 @@ export type AppliedRecord = z.output<typeof AppliedRecord>;
 
 /**
  * A service's units, image and state before a change touched it, saved before the first write so
- * that a rollback (even after the agent crashed mid-change) can put it back.
+ * that a rollback (even after the agent crashed mid-change) can put it back. Left in the state
+ * directory, it is an unfinished change: the agent resolves it at start (interrupted.ts).
  */
 export const ServiceBackup = z.strictObject({
   name: z.string(),
@@ -53,6 +61,18 @@ export const ServiceBackup = z.strictObject({
   /** The previous version's gate, used to check the restored one. */
   ready: z.strictObject({ timeout: z.number(), settle: z.number() }),
   health: z.boolean(),
+  /** The previous version's spec, recorded again when it is restored (absent: a fresh install). */
+  spec: ServiceSpec.optional(),
+  /** What made the change: an apply of a manifest, or an auto-update (absent in older backups). */
+  origin: z.enum(['apply', 'auto-update']).optional(),
+  /** For an apply: the version it was installing, to record it if it turns out to run. */
+  target: z
+    .strictObject({
+      generation: z.number().int().min(0),
+      spec: ServiceSpec,
+      files: z.array(StoredUnitFile),
+    })
+    .optional(),
 });
 export type ServiceBackup = z.output<typeof ServiceBackup>;
 

@@ -49,6 +49,24 @@ describe('FileStateStore', () => {
     expect(await readdir(join(directory, 'backup'))).toEqual([]);
   });
 
+  it('lists the services with a backup: unfinished changes, not the temporary files of a crashed write', async () => {
+    const store = new FileStateStore(directory);
+    expect(await store.listBackups()).toEqual([]);
+    const backup = (name: string): ServiceBackup => ({
+      name,
+      files: [],
+      enabled: [],
+      active: [],
+      ready: { timeout: 60, settle: 15 },
+      health: false,
+    });
+    await store.saveBackup(backup('web'));
+    await store.saveBackup(backup('api'));
+    // What writeFileDurably leaves when the power goes before its rename.
+    await writeFile(join(directory, 'backup', '.db.json.0a1b2c3d4e5f.tmp'), '{');
+    expect(await store.listBackups()).toEqual(['api', 'web']);
+  });
+
   it('refuses a corrupt record with the file and the field', async () => {
     await writeFile(join(directory, 'applied.json'), JSON.stringify({ generation: -1 }));
     await expect(new FileStateStore(directory).loadApplied()).rejects.toThrow(

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { formatIssues, SERVICE_NAME } from '@podfleet/shared';
@@ -20,6 +20,16 @@ export class FileStateStore implements StateStore {
 
   saveApplied(record: AppliedRecord): Promise<void> {
     return this.write(join(this.directory, 'applied.json'), record);
+  }
+
+  /** Only `NAME.json`: a durable write's temporary file (`.NAME.json.….tmp`) is not a backup. */
+  async listBackups(): Promise<string[]> {
+    const names = await readdir(join(this.directory, 'backup')).catch(ignoreMissing);
+    return names
+      .filter((file) => file.endsWith('.json'))
+      .map((file) => file.slice(0, -'.json'.length))
+      .filter((name) => SERVICE_NAME.test(name))
+      .sort();
   }
 
   async loadBackup(service: string): Promise<ServiceBackup | undefined> {
@@ -66,4 +76,9 @@ export class FileStateStore implements StateStore {
   private write(path: string, value: unknown): Promise<void> {
     return writeFileDurably(path, `${JSON.stringify(value, null, 2)}\n`);
   }
+}
+
+function ignoreMissing(error: NodeJS.ErrnoException): string[] {
+  if (error.code === 'ENOENT') return [];
+  throw error;
 }

@@ -4,6 +4,8 @@ import type { AppliedRecord, ServiceBackup } from './applied-record.js';
 export interface StateStore {
   loadApplied(): Promise<AppliedRecord | undefined>;
   saveApplied(record: AppliedRecord): Promise<void>;
+  /** The services that have a backup: changes not finished or undone yet. */
+  listBackups(): Promise<string[]>;
   loadBackup(service: string): Promise<ServiceBackup | undefined>;
   saveBackup(backup: ServiceBackup): Promise<void>;
   dropBackup(service: string): Promise<void>;
@@ -27,6 +29,10 @@ export class MemoryStateStore implements StateStore {
 
   async saveApplied(record: AppliedRecord): Promise<void> {
     this.applied = structuredClone(record);
+  }
+
+  async listBackups(): Promise<string[]> {
+    return [...this.backups.keys()].sort();
   }
 
   async loadBackup(service: string): Promise<ServiceBackup | undefined> {

@@ -45,18 +45,29 @@ export function registerDeviceCommands(program: Command, io: CliIo): void {
       'run podman auto-update on a device now, with the agent’s health gate and rollback',
     )
     .option('--dry-run', 'only report which containers would be updated')
+    .option(
+      '--retry',
+      'first forget the images the device rolled back from, so that they may be tried again',
+    )
     .option('--json', 'as JSON')
-    .action(async (device: string, flags: Flags & { dryRun?: boolean }) => {
+    .action(async (device: string, flags: Flags & { dryRun?: boolean; retry?: boolean }) => {
       const result = await ask(flags, device, {
         type: 'auto-update',
         dryRun: Boolean(flags.dryRun),
+        ...(flags.retry ? { retry: true } : {}),
       });
       if (flags.json) return void io.stdout.write(`${JSON.stringify(result)}\n`);
       if (result.type !== 'auto-update') return;
       io.stdout.write(
         formatTable(
           ['UNIT', 'CONTAINER', 'IMAGE', 'POLICY', 'UPDATED'],
-          result.results.map((r) => [r.unit, r.container, r.image, r.policy, r.updated]),
+          result.results.map((r) => [
+            r.unit,
+            r.container,
+            r.image,
+            r.policy,
+            r.reason ? `${r.updated}: ${r.reason}` : r.updated,
+          ]),
         ),
       );
       if (result.reason) io.stdout.write(`${visible(result.reason)}\n`);

@@ -67,6 +67,8 @@ function deviceClock(at: string, receivedAt: string): string {
 }
 
 /** One line per event, from the fields each DeviceEvent type has. */
+type AutoUpdateRow = { unit?: unknown; updated?: unknown; reason?: unknown };
+
 function summarize(payload: Record<string, unknown>): string {
   const text = (key: string) => (payload[key] === undefined ? '' : String(payload[key]));
   switch (payload.type) {
@@ -77,8 +79,12 @@ function summarize(payload: Record<string, unknown>): string {
     case 'drift':
       return `${text('service')} expected ${text('expected')}, found ${text('observed')} (${text('action')})`;
     case 'auto-update': {
-      const results = Array.isArray(payload.results) ? payload.results.length : 0;
-      return `${payload.dryRun ? 'dry run, ' : ''}${results} unit${results === 1 ? '' : 's'} checked`;
+      const rows = Array.isArray(payload.results) ? (payload.results as AutoUpdateRow[]) : [];
+      const acted = rows
+        .filter((row) => row.updated !== 'false')
+        .map((row) => `${row.unit} ${row.updated}${row.reason ? ` (${row.reason})` : ''}`);
+      const checked = `${rows.length} unit${rows.length === 1 ? '' : 's'} checked`;
+      return `${payload.dryRun ? 'dry run, ' : ''}${[checked, ...acted].join('; ')}`;
     }
     case 'error':
       return `${payload.service ? `${text('service')}: ` : ''}${text('message')}`;

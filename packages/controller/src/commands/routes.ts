@@ -12,7 +12,12 @@ const ServiceName = z
   .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, { message: 'not a service name' });
 
 const CommandBody = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('auto-update'), dryRun: z.boolean().default(false) }),
+  z.strictObject({
+    type: z.literal('auto-update'),
+    dryRun: z.boolean().default(false),
+    /** Forget the images the device rolled back from first (agents before 0.2 refuse it). */
+    retry: z.boolean().optional(),
+  }),
   z.strictObject({
     type: z.literal('logs'),
     service: ServiceName,
@@ -45,7 +50,12 @@ export function commandRoutes(commands: DeviceCommands): RoutePlugin {
         });
         if (!device) throw notFound(`device ${id}`);
         if (!device.online) throw conflict(`device ${id} is offline`);
-        const body = request.body;
+        const { retry, ...rest } =
+          request.body.type === 'auto-update'
+            ? request.body
+            : { ...request.body, retry: undefined };
+        // Sent only when asked: an older agent's strict schema refuses a key it does not know.
+        const body = retry ? { ...rest, retry } : rest;
         // auto-update and restart wait for the agent's health gate: give them longer.
         const timeoutMs = body.type === 'logs' ? 30_000 : 180_000;
         let response;

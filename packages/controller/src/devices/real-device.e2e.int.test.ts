@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CommandResult } from '@podfleet/shared';
+import type { CommandResult, ServiceState } from '@podfleet/shared';
 import {
   agentBindArgs,
   assertAgentBuilt,
@@ -190,6 +190,16 @@ async function storedEvents(type: string): Promise<Record<string, unknown>[]> {
   return rows.map((row) => row.payload as Record<string, unknown>);
 }
 
+/** The service `web` in the device's last state report, as the controller stored it. */
+async function webState(): Promise<ServiceState | undefined> {
+  const row = await e.controller.db.prisma.device.findUnique({
+    where: { id: DEVICE },
+    select: { lastState: true },
+  });
+  const services = (row?.lastState as { services?: ServiceState[] } | null)?.services;
+  return services?.find((s) => s.name === 'web');
+}
+
 async function command(...argv: string[]): Promise<CommandResult> {
   const run = await mustRun(e.cli(...argv, '--json'), argv.join(' '));
   return JSON.parse(run.stdout) as CommandResult;
@@ -285,6 +295,44 @@ describe('a real device under the controller', () => {
     );
     const [rollback] = await storedEvents('rollback');
     expect(rollback).toMatchObject({ trigger: 'auto-update', service: 'web', restored: true });
+    expect(await answer()).toBe('v2');
+  });
+
+  it('remembers the image it rolled back from: the next auto-update skips it with no outage, until --retry', async () => {
+    const digest = pushed.get(STABLE)!;
+    const before = await show('web.service', 'MainPID');
+    const skipped = await timed('auto-update with the rejected image still under the tag', () =>
+      command('autoupdate', DEVICE),
+    );
+    expect(skipped.type === 'auto-update' && skipped.results).toContainEqual(
+      expect.objectContaining({
+        unit: 'web.service',
+        updated: 'skipped',
+        reason: `rejected ${digest}`,
+      }),
+    );
+    // Nothing was restarted: the same process answers, still v2.
+    expect(await show('web.service', 'MainPID')).toBe(before);
+    expect(await answer()).toBe('v2');
+    // The controller's view of the device says which image it rejected, and the service is ready.
+    await waitFor(
+      'the rejection in the state report',
+      60_000,
+      async () => {
+        const web = await webState();
+        return web?.ready === true && web.rejected?.digest === digest ? web : undefined;
+      },
+      async () => JSON.stringify(await webState()),
+      250,
+    );
+
+    const retried = await timed(
+      'auto-update --retry onto the rejected image → rolled back again',
+      () => command('autoupdate', DEVICE, '--retry'),
+    );
+    expect(retried.type === 'auto-update' && retried.results).toContainEqual(
+      expect.objectContaining({ unit: 'web.service', updated: 'rolled back' }),
+    );
     expect(await answer()).toBe('v2');
   });
 

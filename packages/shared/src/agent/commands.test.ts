@@ -5,7 +5,7 @@ describe('parseAgentCommand', () => {
   it('reads the three requests, filling defaults, from bytes or parsed JSON', () => {
     expect(parseAgentCommand(Buffer.from('{"id":"a","type":"auto-update"}'))).toEqual({
       ok: true,
-      command: { id: 'a', type: 'auto-update', dryRun: false },
+      command: { id: 'a', type: 'auto-update', dryRun: false, retry: false },
     });
     expect(parseAgentCommand({ id: 'b', type: 'logs', service: 'web' })).toEqual({
       ok: true,

@@ -16,6 +16,8 @@ export const AgentCommand = z.discriminatedUnion('type', [
     type: z.literal('auto-update'),
     /** `podman auto-update --dry-run`: report `pending` rows, change nothing. */
     dryRun: z.boolean().default(false),
+    /** Forget the images this device rolled back from first, so auto-update may try them again. */
+    retry: z.boolean().default(false),
   }),
   z.strictObject({
     id: CommandId,

@@ -41,7 +41,9 @@ export const AutoUpdateResult = z.strictObject({
   container: name,
   image,
   policy: name,
-  updated: z.enum(['true', 'false', 'pending', 'failed', 'rolled back']),
+  updated: z.enum(['true', 'false', 'pending', 'failed', 'rolled back', 'skipped']),
+  /** Why: for `skipped`, `rejected <digest>` (the image the agent rolled back from). */
+  reason: text.optional(),
 });
 
 export const AutoUpdateEvent = z.strictObject({

@@ -9,6 +9,32 @@ export const ActiveState = z.enum([
   'active', 'reloading', 'inactive', 'failed', 'activating', 'deactivating', 'maintenance', 'refreshing',
 ]); // prettier-ignore
 
+/**
+ * What a service is doing, judged by the agent from systemd and Podman over time (its
+ * `observeService`): `ready` only while the unit is active and running, its container running
+ * (and healthy where it has a health check) and its restart count unchanged since the last look.
+ */
+export const ServiceHealth = z.enum([
+  'ready', 'starting', 'crash-looping', 'unhealthy', 'failed', 'stopped', 'drifted',
+]); // prettier-ignore
+export type ServiceHealth = z.infer<typeof ServiceHealth>;
+
+/** Journal lines a state report carries per service that is not ready. */
+export const STATE_JOURNAL_LINES = 10;
+
+/** An image the agent rolled back from, which auto-update will not update to again. */
+export const RejectedImage = z.strictObject({
+  /** The reference it came under (the spec's image). */
+  image: deviceText(DEVICE_LIMITS.image),
+  /** Its local image id (sha256 hex) and its manifest digest (`sha256:…`) when known. */
+  imageId: name,
+  digest: name.optional(),
+  /** When it was rejected, by the device's clock. */
+  at: deviceTime,
+  reason: deviceText(DEVICE_LIMITS.text),
+});
+export type RejectedImage = z.output<typeof RejectedImage>;
+
 export const ServiceState = z.strictObject({
   name,
   /** The image the unit was written for, as the manifest named it. */
@@ -29,8 +55,16 @@ export const ServiceState = z.strictObject({
       health: z.enum(['healthy', 'unhealthy', 'starting', 'none']).default('none'),
     })
     .optional(),
-  /** The agent's health gate: active (and healthy) and settled. */
+  /** `health === 'ready'`; kept for controllers that read only this. */
   ready: z.boolean(),
+  /** Absent from agents before 0.2. */
+  health: ServiceHealth.optional(),
+  /** Why it is not ready, in one line. */
+  reason: deviceText(DEVICE_LIMITS.text).optional(),
+  /** The unit's last journald lines, when it is not ready. */
+  journal: z.array(deviceText(DEVICE_LIMITS.journalLine)).max(STATE_JOURNAL_LINES).optional(),
+  /** The image auto-update skips after it was rolled back from, until a new one or a retry. */
+  rejected: RejectedImage.optional(),
 });
 export type ServiceState = z.output<typeof ServiceState>;
 
