@@ -27,6 +27,12 @@ export interface AgentLabOptions {
 
 /** Local names of the builds the lab pushes (never what a service runs). */
 const BUILDS = 'localhost/lab-build/app';
+/**
+ * The builds live in a Podman storage of their own in the device: the device's own storage gets
+ * images only by pulling them, as a real device does. (One image in both would keep the digest
+ * of its local import as its `Digest`, never the registry's.)
+ */
+const BUILD_STORAGE = ['--root', '/var/lib/lab-build', '--runroot', '/run/lab-build'];
 
 export interface PushedImage {
   /** The image id (the same locally and once pulled: the id is the config's digest). */
@@ -92,20 +98,20 @@ export class AgentLab {
   }
 
   /**
-   * Pushes the test app with `behaviour` under `tag`. Each behaviour is imported once and kept
-   * under a local name of its own: pushing it again gives the same digest, so a tag can be put
-   * back on an image the device already has. The image id is the one the device gets by pulling.
+   * Pushes the test app with `behaviour` under `tag`. Each behaviour is imported once into the
+   * build storage: pushing it again gives the same digest, so a tag can be put back on an image
+   * the device already has. The image id is the one the device gets by pulling.
    */
   async push(tag: string, behaviour: AppBehaviour): Promise<PushedImage> {
     const key = JSON.stringify(behaviour);
     let build = this.builds.get(key);
     if (!build) {
       const local = `${BUILDS}:b${this.builds.size + 1}`;
-      build = { local, id: await importAppImage(this.device, local, behaviour) };
+      build = { local, id: await importAppImage(this.device, local, behaviour, BUILD_STORAGE) };
       this.builds.set(key, build);
     }
     const digestFile = '/run/lab-pushed-digest';
-    await this.device.exec(['podman', 'push', '-q', '--digestfile', digestFile, build.local, `docker://${this.image(tag)}`]); // prettier-ignore
+    await this.device.exec(['podman', ...BUILD_STORAGE, 'push', '-q', '--digestfile', digestFile, build.local, `docker://${this.image(tag)}`]); // prettier-ignore
     return { id: build.id, digest: (await this.device.exec(['cat', digestFile])).trim() };
   }
 
@@ -135,6 +141,12 @@ export class AgentLab {
       () => this.watch.json<CommandResponse>(topic).find((r) => r.id === id),
       timeoutMs,
     );
+  }
+
+  /** The last `lines` journal lines of `units` in the device, with their times. */
+  journal(units: string[], lines: number): Promise<string> {
+    const which = units.flatMap((unit) => ['-u', unit]);
+    return this.device.exec(['journalctl', '--no-pager', '-o', 'short-precise', ...which, '-n', String(lines)]); // prettier-ignore
   }
 
   /** Where the lab's record of what it heard stands now. */
