@@ -51,12 +51,7 @@ export async function runAutoUpdate(
   if (retry) await forgetRejections(store);
   const record = await store.loadApplied();
   const watched = (record?.services ?? []).filter((s) => s.spec.autoUpdate !== 'off');
-  let skipped: SkippedService[];
-  try {
-    skipped = await stillRejected(deps, watched);
-  } catch (error) {
-    return finish(deps, dryRun, [], [], (error as Error).message);
-  }
+  const skipped = await stillRejected(deps, watched);
   const updatable = watched.filter((s) => !skipped.some((k) => k.service === s));
   const backups = dryRun ? new Map<string, Backup>() : await backUp(deps, updatable);
   let rows: AutoUpdateRow[];
@@ -103,7 +98,8 @@ interface SkippedService {
 }
 
 /**
- * The watched services whose tag still serves the image they rejected. Registry policy: a pull of
+ * The watched services whose tag still serves the image they rejected (or whose tag could not be
+ * read: they are left out of this run too, with the reason). Registry policy: a pull of
  * the tag (the rejected image's layers are still local, so only its manifest is fetched), then
  * the tag is pointed back at the running image; local policy: the tag as it is. A tag that moved
  * on to another image ends the rejection.
@@ -119,29 +115,37 @@ async function stillRejected(
     if (!rejected || rejected.image !== spec.image) continue;
     const unit = `${spec.name}.service`;
     const running = (await driver.unitStatus(unit)).container;
-    const candidate =
-      spec.autoUpdate === 'registry'
-        ? await driver.pullImage(spec.image)
-        : await driver.imageId(spec.image);
-    const back = running?.imageId ?? service.imageId;
-    if (spec.autoUpdate === 'registry' && back && back !== candidate) {
-      await driver.tagImage(back, spec.image);
-    }
-    if (candidate !== rejected.imageId) {
-      await forgetRejections(store, spec.name);
-      continue;
-    }
-    skipped.push({
+    const row = (updated: AutoUpdateRow['updated'], reason: string): SkippedService => ({
       service,
       row: {
         unit,
         container: containerLabel(running?.id, spec.name),
         image: spec.image,
         policy: spec.autoUpdate,
-        updated: 'skipped',
-        reason: `rejected ${rejected.digest ?? rejected.imageId}`,
+        updated,
+        reason,
       },
     });
+    let candidate: string | undefined;
+    try {
+      candidate =
+        spec.autoUpdate === 'registry'
+          ? await driver.pullImage(spec.image)
+          : await driver.imageId(spec.image);
+      const back = running?.imageId ?? service.imageId;
+      if (spec.autoUpdate === 'registry' && back && back !== candidate) {
+        await driver.tagImage(back, spec.image);
+      }
+    } catch (error) {
+      // Unknown whether the tag moved on: left alone this run, like Podman's own failed row.
+      skipped.push(row('failed', (error as Error).message));
+      continue;
+    }
+    if (candidate !== rejected.imageId) {
+      await forgetRejections(store, spec.name);
+      continue;
+    }
+    skipped.push(row('skipped', `rejected ${rejected.digest ?? rejected.imageId}`));
   }
   return skipped;
 }
@@ -280,12 +284,13 @@ async function gateUpdate(
     detail: gate.reason,
     unit: gate.unit,
   });
-  const digest = newId ? await driver.imageDigest(newId).catch(() => undefined) : undefined;
-  const restore = await restoreService(driver, clock, saved, pollMs);
+  // Rejected before the rollback: a power cut during it must not make the image new again.
   if (newId) {
+    const digest = await driver.imageDigest(newId).catch(() => undefined);
     const rejected = { image: spec.image, imageId: newId, at: now(deps), reason: gate.reason };
     await reject(store, spec.name, digest ? { ...rejected, digest } : rejected);
   }
+  const restore = await restoreService(driver, clock, saved, pollMs);
   await store.dropBackup(spec.name);
   const event: DeviceEvent = {
     ...eventHeader(deps),

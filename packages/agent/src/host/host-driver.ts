@@ -35,6 +35,11 @@ export interface UnitStatus {
   fileState: UnitFileState;
   /** NeedDaemonReload: the file on disk differs from what systemd loaded. */
   needsReload: boolean;
+  /**
+   * Job: systemd has a job queued for it, e.g. a start still waiting at boot behind its ordering
+   * (a user manager reports ready before its services are up).
+   */
+  jobQueued?: boolean;
   container?: ContainerStatus;
 }
 

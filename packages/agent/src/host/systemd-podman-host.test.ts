@@ -57,6 +57,9 @@ describe('parsing systemctl show', () => {
       restarts: 0,
       mainPid: 0,
     });
+    expect(unitStatusFrom('gone.service', missing).jobQueued).toBeUndefined();
+    const queued = parseShowProperties('LoadState=loaded\nActiveState=inactive\nJob=1234\n');
+    expect(unitStatusFrom('web.service', queued)).toMatchObject({ jobQueued: true });
     const socket = parseShowProperties(
       'LoadState=loaded\nActiveState=active\nSubState=listening\nResult=success\nUnitFileState=enabled\nNeedDaemonReload=yes\n',
     );
@@ -330,7 +333,7 @@ describe('SystemdPodmanHost on a fake device', () => {
       'show',
       '--timestamp=us+utc',
       '-p',
-      'LoadState,ActiveState,SubState,Result,NRestarts,MainPID,UnitFileState,NeedDaemonReload,ActiveEnterTimestamp',
+      'LoadState,ActiveState,SubState,Result,NRestarts,MainPID,UnitFileState,NeedDaemonReload,ActiveEnterTimestamp,Job',
       'q.service',
     ]);
     expect(calls.filter((argv) => argv[0] === 'podman')).toEqual([

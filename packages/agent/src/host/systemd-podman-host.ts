@@ -70,7 +70,7 @@ const DEFAULT_TIMEOUTS: CommandTimeouts = {
 // `systemctl show` properties unitStatus reads (systemd.unit(5), org.freedesktop.systemd1(5)).
 const SHOW = [
   'LoadState', 'ActiveState', 'SubState', 'Result', 'NRestarts', 'MainPID', 'UnitFileState',
-  'NeedDaemonReload', 'ActiveEnterTimestamp',
+  'NeedDaemonReload', 'ActiveEnterTimestamp', 'Job',
 ]; // prettier-ignore
 // Timestamps in UTC with microseconds, whatever the device's time zone (systemctl(1) --timestamp=).
 const TIMESTAMP_STYLE = '--timestamp=us+utc';
@@ -381,6 +381,7 @@ export function unitStatusFrom(unit: string, properties: Map<string, string>): U
     mainPid: number('MainPID'),
     fileState: unitFileState(properties.get('UnitFileState') ?? ''),
     needsReload: properties.get('NeedDaemonReload') === 'yes',
+    ...(properties.get('Job') ? { jobQueued: true } : {}),
   };
 }
 

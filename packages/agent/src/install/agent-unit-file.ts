@@ -16,6 +16,17 @@ export interface AgentUnitOptions {
   watchdogSec?: number;
   /** Wait before each restart. */
   restartSec?: number;
+  /**
+   * User scope (agent config `scope: user`): the account whose own service manager runs the
+   * services. The agent runs as that account; without it, as root for system scope.
+   */
+  user?: AgentAccount;
+}
+
+/** A non-root account on the device, by name and uid (`id -u NAME`: the unit needs both). */
+export interface AgentAccount {
+  name: string;
+  uid: number;
 }
 
 /**
@@ -26,7 +37,7 @@ export interface AgentUnitOptions {
  */
 export const AGENT_NODE_OPTIONS = '--max-semi-space-size=1';
 
-export const AGENT_UNIT_DEFAULTS: Required<AgentUnitOptions> = {
+export const AGENT_UNIT_DEFAULTS: Required<Omit<AgentUnitOptions, 'user'>> = {
   entry: '/opt/podfleet/agent/bin/podfleet-agent.js',
   config: '/etc/podfleet/agent.yaml',
   watchdogSec: 30,
@@ -43,20 +54,19 @@ export function renderAgentUnit(options: AgentUnitOptions = {}): string {
     ...AGENT_UNIT_DEFAULTS,
     ...options,
   });
+  const user = options.user && checkedAccount(options.user);
   return `# podfleet-agent: converges this device to its manifest with systemd and Podman.
 # Rendered by renderAgentUnit (packages/agent/src/install/agent-unit-file.ts).
 [Unit]
 Description=podfleet agent
 Wants=network-online.target
 After=network-online.target
-# Never stop restarting it: the agent is the device's only way back to its controller.
+${user ? userManagerOrder(user) : ''}# Never stop restarting it: the agent is the device's only way back to its controller.
 StartLimitIntervalSec=0
 
 [Service]
 Type=notify
-# systemd-notify, run by the agent as root, sends with the agent's pid: only the main process speaks.
-NotifyAccess=main
-Environment=NODE_OPTIONS=${AGENT_NODE_OPTIONS}
+${user ? userService(user) : ROOT_NOTIFY}Environment=NODE_OPTIONS=${AGENT_NODE_OPTIONS}
 ExecStart=/usr/bin/env node ${entry} run --config ${config}
 SyslogIdentifier=podfleet-agent
 # READY=1 follows the first reconcile, or comes ${READY_GRACE_MS / 1000}s after start without the broker.
@@ -69,21 +79,81 @@ KillMode=mixed
 TimeoutStopSec=30
 StateDirectory=podfleet
 StateDirectoryMode=0700
-# Hardening without a mount namespace, and no capability, device or syscall Podman needs.
-NoNewPrivileges=yes
-LockPersonality=yes
-RestrictRealtime=yes
-SystemCallArchitectures=native
+${user ? USER_HARDENING : ROOT_HARDENING}
 
 [Install]
 WantedBy=multi-user.target
 `;
 }
 
+const ROOT_NOTIFY = `# systemd-notify, run by the agent as root, sends with the agent's pid: only the main process speaks.
+NotifyAccess=main
+`;
+
+const ROOT_HARDENING = `# Hardening without a mount namespace, and no capability, device or syscall Podman needs.
+NoNewPrivileges=yes
+LockPersonality=yes
+RestrictRealtime=yes
+SystemCallArchitectures=native`;
+
+/**
+ * Rootless Podman maps the account's subordinate ids with the setuid newuidmap and newgidmap, which
+ * NoNewPrivileges= disarms (`newuidmap: write to uid_map failed: Operation not permitted`, Podman
+ * 4.3 and 5.4 alike). systemd 252 also implies it for a unit with User= from each seccomp option
+ * (LockPersonality=, RestrictRealtime=, SystemCallArchitectures=; 257 no longer does): measured
+ * in the device lab, docs/device-lab.md.
+ */
+const USER_HARDENING = `# No NoNewPrivileges=, nor LockPersonality=, RestrictRealtime=, SystemCallArchitectures=, which
+# imply it for a unit with User= on systemd 252: rootless Podman runs the setuid newuidmap.`;
+
+/**
+ * The account's service manager (user@UID.service) runs the services: the agent starts once it is
+ * up, and pulls it in on a device where nothing else has yet (a first start before lingering).
+ */
+function userManagerOrder({ name, uid }: AgentAccount): string {
+  return `# The services are ${name}'s own units: its service manager comes first.
+Wants=user@${uid}.service
+After=user@${uid}.service
+`;
+}
+
+/**
+ * The agent as the account, with what a login's pam_systemd would give it: the runtime directory
+ * where systemctl --user, journalctl --user and Podman find the account's manager and bus.
+ * Lingering (loginctl enable-linger, seed §7) is what starts that manager at boot with nobody
+ * logged in and keeps it when the account's last login ends; logind lets only root set it for
+ * another account without polkit, hence `+` (full privileges for that command alone).
+ */
+function userService({ name, uid }: AgentAccount): string {
+  return `# As ${name}, systemd-notify sends with its own pid (its parent's needs root): any process may speak.
+NotifyAccess=all
+User=${name}
+# Lingering: ${name}'s service manager starts at boot without a login and outlives its logins.
+ExecStartPre=+/usr/bin/loginctl enable-linger ${name}
+Environment=XDG_RUNTIME_DIR=/run/user/${uid}
+Environment=DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/${uid}/bus
+`;
+}
+
+/** A user name systemd and shadow both take (useradd's default NAME_REGEX, at most 32). */
+const ACCOUNT_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+function checkedAccount(account: AgentAccount): AgentAccount {
+  if (!ACCOUNT_NAME.test(account.name)) {
+    throw new Error(`user.name: must be a user name (a-z, 0-9, _ and -), not ${account.name}`);
+  }
+  if (!Number.isInteger(account.uid) || account.uid < 1 || account.uid >= 2 ** 31) {
+    throw new Error(`user.uid: must be the account's uid, a whole number above 0`);
+  }
+  return account;
+}
+
 /** An ExecStart= word systemd takes as it is: no quoting, no specifiers, no variables. */
 const PLAIN_PATH = /^\/[A-Za-z0-9._/+-]*$/;
 
-function checked(options: Required<AgentUnitOptions>): Required<AgentUnitOptions> {
+type PathOptions = Required<Omit<AgentUnitOptions, 'user'>>;
+
+function checked(options: PathOptions): PathOptions {
   for (const field of ['entry', 'config'] as const) {
     if (!PLAIN_PATH.test(options[field])) {
       throw new Error(`${field}: must be an absolute path of letters, digits and ._/+- only`);

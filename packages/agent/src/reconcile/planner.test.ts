@@ -262,6 +262,16 @@ describe('planSteps', () => {
     ]);
   });
 
+  it('leaves alone a stopped service whose start systemd has queued (a boot still under way)', () => {
+    const booting = runningHost([web]);
+    booting.units['web.service'] = status('web.service', {
+      active: 'inactive',
+      sub: 'dead',
+      jobQueued: true,
+    });
+    expect(planSteps(booting, record([web]), manifest([web]), { style: 'service' })).toEqual([]);
+  });
+
   it('finishes a change interrupted between write and daemon-reload', () => {
     const next = { ...web, image: V15 };
     const host = runningHost([next]);

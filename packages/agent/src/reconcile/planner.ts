@@ -245,8 +245,12 @@ function statusOf(current: HostSnapshot, unit: string): UnitStatus {
   return current.units[unit] ?? { unit, ...NOT_FOUND };
 }
 
-/** Running or on its way up; a unit waiting to be restarted after a crash is not. */
+/**
+ * Running or on its way up (a start job already queued counts: starting it again would only
+ * restart what systemd is about to start); a unit waiting to be restarted after a crash is not.
+ */
 export function isRunning(status: UnitStatus): boolean {
+  if (status.active === 'inactive' && status.jobQueued) return true;
   if (status.active === 'activating') return status.sub !== 'auto-restart';
   return status.active === 'active' || status.active === 'reloading';
 }

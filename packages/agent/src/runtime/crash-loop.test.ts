@@ -142,6 +142,20 @@ describe('a rejected image', () => {
     expect(webState(dev.states().at(-1))?.rejected).toBeUndefined();
   });
 
+  it('whose tag cannot be read this run is left alone, with the registry’s reason', async () => {
+    const { dev, v1 } = await rejectedOnce();
+    dev.host.images.failPulls(V1);
+    expect(await autoUpdate(dev, 'u2')).toEqual([
+      expect.objectContaining({
+        unit: 'web.service',
+        updated: 'failed',
+        reason: expect.stringContaining('connection refused'),
+      }),
+    ]);
+    expect((await dev.host.unitStatus('web.service')).container?.imageId).toBe(v1);
+    expect(webState(dev.states().at(-1))?.rejected).toBeDefined();
+  });
+
   it('is tried again on retry (podfleet autoupdate --retry)', async () => {
     const { dev } = await rejectedOnce();
     expect(await autoUpdate(dev, 'r1', { retry: true })).toMatchObject([

@@ -24,6 +24,26 @@ async function runningV1(spec = web(V1)) {
 
 type Dev = ReturnType<typeof memoryDevice>;
 
+const lastApply = (dev: Dev) =>
+  dev
+    .events()
+    .filter((e) => e.type === 'apply')
+    .at(-1);
+
+/**
+ * Generation 2 (web on V2) goes out; the power is cut when the agent calls `method` on the host;
+ * the device boots and its agent takes the retained manifest again.
+ */
+async function applyV2CutAt(dev: Dev, method: 'pullImage' | 'daemonReload' | 'restart') {
+  const manifest = signedManifest(dev.device, 2, [web(V2)]);
+  dev.link.deliverDesired(JSON.stringify(manifest));
+  await dev.clock.run(dev.cutPowerAt(method));
+  await dev.boot();
+  const booted = await dev.host.unitStatus('web.service');
+  await dev.desire(manifest); // the retained manifest, after the connection
+  return booted;
+}
+
 /** Over `ms` of device time: the unit's NRestarts never moves and every report is ready. */
 async function staysUp(dev: Dev, ms = 60_000) {
   const before = await dev.host.unitStatus('web.service');
@@ -91,20 +111,10 @@ describe('power cut during an apply, then boot', () => {
   it('after daemon-reload: the new version systemd started at boot is recorded, not restarted', async () => {
     const { dev } = await runningV1();
     const v2 = dev.host.images.push(V2);
-    const manifest = signedManifest(dev.device, 2, [web(V2)]);
-    dev.link.deliverDesired(JSON.stringify(manifest));
-    await dev.clock.run(dev.cutPowerAt('restart'));
-    await dev.boot();
-    const booted = await dev.host.unitStatus('web.service');
+    const booted = await applyV2CutAt(dev, 'restart');
     expect(booted.container?.imageId).toBe(v2);
-    await dev.desire(manifest); // the retained manifest, after the connection
 
-    expect(
-      dev
-        .events()
-        .filter((e) => e.type === 'apply')
-        .at(-1),
-    ).toMatchObject({
+    expect(lastApply(dev)).toMatchObject({
       generation: 2,
       result: 'applied',
     });
@@ -115,18 +125,9 @@ describe('power cut during an apply, then boot', () => {
   it('before daemon-reload, on a host where nothing reloaded: the change finishes once', async () => {
     const { dev } = await runningV1();
     const v2 = dev.host.images.push(V2);
-    const manifest = signedManifest(dev.device, 2, [web(V2)]);
-    dev.link.deliverDesired(JSON.stringify(manifest));
-    await dev.clock.run(dev.cutPowerAt('daemonReload'));
-    await dev.boot();
-    await dev.desire(manifest);
+    await applyV2CutAt(dev, 'daemonReload');
     expect((await staysUp(dev)).container?.imageId).toBe(v2);
-    expect(
-      dev
-        .events()
-        .filter((e) => e.type === 'apply')
-        .at(-1),
-    ).toMatchObject({
+    expect(lastApply(dev)).toMatchObject({
       generation: 2,
       result: 'applied',
     });
@@ -145,12 +146,7 @@ describe('power cut during an apply, then boot', () => {
     expect(dev.events().filter((e) => e.type === 'rollback')).toMatchObject([
       { trigger: 'apply', generation: 2, fromImage: V2, toImage: V1, restored: true },
     ]);
-    expect(
-      dev
-        .events()
-        .filter((e) => e.type === 'apply')
-        .at(-1),
-    ).toMatchObject({
+    expect(lastApply(dev)).toMatchObject({
       generation: 2,
       result: 'failed',
       services: [{ name: 'web', image: V1, action: 'kept' }],
@@ -163,11 +159,7 @@ describe('power cut during an apply, then boot', () => {
   it('at the pull: no backup yet, V1 untouched, the next reconcile does the change', async () => {
     const { dev } = await runningV1();
     const v2 = dev.host.images.push(V2);
-    const manifest = signedManifest(dev.device, 2, [web(V2)]);
-    dev.link.deliverDesired(JSON.stringify(manifest));
-    await dev.clock.run(dev.cutPowerAt('pullImage'));
-    await dev.boot();
-    await dev.desire(manifest);
+    await applyV2CutAt(dev, 'pullImage');
     expect((await staysUp(dev)).container?.imageId).toBe(v2);
   });
 });

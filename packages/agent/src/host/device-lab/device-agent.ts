@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AGENT_UNIT, renderAgentUnit } from '../../install/agent-unit-file.js';
+import { AGENT_UNIT, renderAgentUnit, type AgentAccount } from '../../install/agent-unit-file.js';
 import type { LabDevice } from './lab-device.js';
 
 /** The repo, bind-mounted read-only into a device at the same path: the built agent runs there. */
@@ -25,13 +25,16 @@ export interface DeviceAgentConfig {
   brokerUrl: string;
   /** The controller's public key(s), PEM: the manifests the agent accepts. */
   publicKeyPem: string;
+  /** `user`: the agent runs as an account and manages its units (installAgent's `user`). */
+  scope?: 'system' | 'user';
 }
 
 /** /etc/podfleet/agent.yaml, as enrollment writes it (auto-update only when asked). */
-export function agentConfigYaml({ device, brokerUrl, publicKeyPem }: DeviceAgentConfig): string {
+export function agentConfigYaml(config: DeviceAgentConfig): string {
+  const { device, brokerUrl, publicKeyPem, scope } = config;
   const pem = publicKeyPem.trim().replace(/\n/g, '\n    ');
   return `device: ${device}
-broker:
+${scope ? `scope: ${scope}\n` : ''}broker:
   url: ${brokerUrl}
 controller:
   publicKeys: |
@@ -43,18 +46,19 @@ logLevel: info
 
 /**
  * Installs the agent in the device as enrollment does: its config, podfleet-agent.service (the
- * rendered unit, pointing at the bind-mounted build), daemon-reload; `enable` also starts it and
- * makes it start at boot.
+ * rendered unit, pointing at the bind-mounted build; as `user` for user scope), daemon-reload;
+ * `enable` also starts it and makes it start at boot.
  */
 export async function installAgent(
   device: LabDevice,
   config: DeviceAgentConfig,
-  options: { watchdogSec?: number; enable?: boolean } = {},
+  options: { watchdogSec?: number; enable?: boolean; user?: AgentAccount } = {},
 ): Promise<void> {
   await writeInDevice(device, AGENT_CONFIG_PATH, agentConfigYaml(config));
   const unit = renderAgentUnit({
     entry: AGENT_ENTRY,
     ...(options.watchdogSec !== undefined ? { watchdogSec: options.watchdogSec } : {}),
+    ...(options.user ? { user: options.user } : {}),
   });
   await writeInDevice(device, AGENT_UNIT_PATH, unit);
   await device.exec(['systemctl', 'daemon-reload']);

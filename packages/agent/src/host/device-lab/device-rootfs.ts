@@ -14,11 +14,21 @@ const MIRROR = process.env.PODFLEET_DEBIAN_MIRROR ?? 'http://deb.debian.org/debi
 
 // debootstrap cannot resolve virtual packages: podman's container-network-stack needs netavark
 // (and aardvark-dns) by name. nftables: netavark's firewall for the bridge network.
-// openssh-server: what `podfleet enroll ssh` reaches a device through.
+// openssh-server: what `podfleet enroll ssh` reaches a device through. Rootless Podman for
+// user-scope services (docs/device-lab.md, "User scope"): uidmap (setuid newuidmap/newgidmap for
+// the subordinate ids), dbus-user-session and libpam-systemd (the user's bus, which Podman's
+// systemd cgroup manager talks to, and the user manager's PAM session).
 const PACKAGES = [
   'systemd', 'systemd-sysv', 'dbus', 'podman', 'netavark', 'aardvark-dns', 'runc', 'crun',
   'conmon', 'iproute2', 'procps', 'iptables', 'nftables', 'openssh-server', 'sudo',
+  'uidmap', 'dbus-user-session', 'libpam-systemd',
 ]; // prettier-ignore
+
+/** A rootless container's network: pasta in Podman 5 (trixie), slirp4netns in Podman 4.3. */
+const SUITE_PACKAGES: Record<DeviceSuite, string[]> = {
+  trixie: ['passt'],
+  bookworm: ['slirp4netns'],
+};
 
 /**
  * Podman settings this machine needs inside the device (device-lab NOTES.md):
@@ -43,6 +53,10 @@ ExecStartPre=/usr/bin/ssh-keygen -A
 ExecStartPre=/usr/sbin/sshd -t
 `;
 
+const TUN_MODE = `# written by podfleet's device lab: what udev does on a real device
+z /dev/net/tun 0666 root root -
+`;
+
 /** Files every booted device needs; their absence means the build went wrong. */
 const REQUIRED: Record<DeviceSuite, string[]> = {
   trixie: [
@@ -50,8 +64,16 @@ const REQUIRED: Record<DeviceSuite, string[]> = {
     'usr/bin/podman',
     'usr/libexec/podman/quadlet',
     'usr/sbin/sshd',
+    'usr/bin/newuidmap',
+    'usr/bin/pasta',
   ],
-  bookworm: ['usr/lib/systemd/systemd', 'usr/bin/podman', 'usr/sbin/sshd'],
+  bookworm: [
+    'usr/lib/systemd/systemd',
+    'usr/bin/podman',
+    'usr/sbin/sshd',
+    'usr/bin/newuidmap',
+    'usr/bin/slirp4netns',
+  ],
 };
 
 /**
@@ -62,7 +84,13 @@ const REQUIRED: Record<DeviceSuite, string[]> = {
 export async function deviceRootfs(suite: DeviceSuite = 'trixie'): Promise<string> {
   const recipe = createHash('sha256')
     .update(
-      [suite, ...PACKAGES, CONTAINERS_CONF, SSH_HOST_KEYS_DROP_IN, configure.toString()].join('\n'),
+      [
+        suite,
+        ...packagesFor(suite),
+        CONTAINERS_CONF,
+        SSH_HOST_KEYS_DROP_IN,
+        configure.toString(),
+      ].join('\n'),
     )
     .digest('hex')
     .slice(0, 10);
@@ -71,8 +99,12 @@ export async function deviceRootfs(suite: DeviceSuite = 'trixie'): Promise<strin
   );
 }
 
+function packagesFor(suite: DeviceSuite): string[] {
+  return [...PACKAGES, ...SUITE_PACKAGES[suite]];
+}
+
 async function buildRootfs(suite: DeviceSuite, rootfs: string): Promise<void> {
-  const include = `--include=${PACKAGES.join(',')}`;
+  const include = `--include=${packagesFor(suite).join(',')}`;
   try {
     await hostRun(
       ['debootstrap', '--variant=minbase', include, suite, rootfs, MIRROR],
@@ -114,6 +146,11 @@ async function configure(rootfs: string): Promise<void> {
   const sshDropIn = join(rootfs, 'etc/systemd/system/ssh.service.d');
   await mkdir(sshDropIn, { recursive: true });
   await writeFile(join(sshDropIn, '10-host-keys.conf'), SSH_HOST_KEYS_DROP_IN);
+  // udev makes /dev/net/tun 0666 on a real device (50-udev-default.rules); a container has no
+  // udev and nspawn makes it 0600, where rootless Podman's pasta fails (`Failed to open()
+  // /dev/net/tun: Permission denied`). systemd-tmpfiles applies the same mode at boot.
+  await mkdir(join(rootfs, 'etc/tmpfiles.d'), { recursive: true });
+  await writeFile(join(rootfs, 'etc/tmpfiles.d/podfleet-lab-tun.conf'), TUN_MODE);
   // The downloaded .debs are 80 MB nobody reads again.
   await hostRun(['find', join(rootfs, 'var/cache/apt/archives'), '-name', '*.deb', '-delete']);
 }
