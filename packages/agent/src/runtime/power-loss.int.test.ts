@@ -28,6 +28,8 @@ const SETTLE_BOUND_MS = 60_000;
 /** Settled: the same main pid, no restart and the same answer for this long. */
 const STABLE_MS = 2_000;
 const BACKUPS = '/var/lib/podfleet/backup';
+/** sd-messages.h SD_MESSAGE_UNIT_STARTED: systemd logs it when a unit's start job is done. */
+const UNIT_STARTED = '39f53479d3a045ac8e11786248231fbf';
 const WEB = 'web.service';
 /** The agent's restart of web during an apply: `systemctl restart --no-block web.service`. */
 const RESTART_WEB = `systemctl restart --no-block ${WEB}`;
@@ -275,8 +277,8 @@ interface Settled {
   at: number;
   answer: string;
   report: StateReport;
-  /** How many runs of web.service were seen from boot to settled (1: systemd's start at boot). */
-  runs: number;
+  /** How often systemd started web.service since the boot (1: only at boot). */
+  starts: number;
 }
 
 /** One look at the device: everything "settled" is made of, for the test and for its error. */
@@ -304,14 +306,13 @@ async function untilSettled(
   const deadline = Date.now() + SETTLE_BOUND_MS;
   let since: Look | undefined;
   let last: Look | undefined;
-  const runs = new Set<string>();
   while (Date.now() < deadline) {
     last = await look(lab, mark);
-    if (last.unit.InvocationID) runs.add(last.unit.InvocationID);
     if (!isSettled(last, versions)) since = undefined;
     else if (!since || !sameRun(since, last)) since = last;
     else if (last.at - since.at >= STABLE_MS) {
-      return { at: since.at, answer: since.answer!, report: last.report!, runs: runs.size };
+      const starts = await startsSinceBoot(lab, WEB);
+      return { at: since.at, answer: since.answer!, report: last.report!, starts };
     }
     await sleep(250);
   }
@@ -352,13 +353,7 @@ function sameRun(a: Look, b: Look): boolean {
 
 async function look(lab: AgentLab, mark: number): Promise<Look> {
   const at = Date.now();
-  const unit = await show(lab, WEB, [
-    'ActiveState',
-    'SubState',
-    'NRestarts',
-    'MainPID',
-    'InvocationID',
-  ]);
+  const unit = await show(lab, WEB, ['ActiveState', 'SubState', 'NRestarts', 'MainPID']);
   const agent = (await show(lab, AGENT_UNIT, ['ActiveState'])).ActiveState ?? '';
   const backups = await readdir(join(lab.device.root, BACKUPS)).catch(() => []);
   return {
@@ -386,6 +381,13 @@ function describeLook(look: Look | undefined): string {
   ].join('; ');
 }
 
+/** systemd's "Started" messages for the unit in this boot: its start jobs done, restarts included. */
+async function startsSinceBoot(lab: AgentLab, unit: string): Promise<number> {
+  const started = `MESSAGE_ID=${UNIT_STARTED}`;
+  const out = await lab.device.exec(['journalctl', '-b', '-u', unit, started, '-o', 'cat', '--no-pager']); // prettier-ignore
+  return out.split('\n').filter((line) => line.trim() !== '').length;
+}
+
 async function show(lab: AgentLab, unit: string, properties: string[]) {
   const out = await lab.device.exec(['systemctl', 'show', '-p', properties.join(','), unit]);
   return Object.fromEntries(
@@ -411,7 +413,7 @@ function expectNoLie(reports: StateReport[], point: Point, v2: PushedImage): num
 function describeSettled(settled: Settled, readyBeforeCrash: number): string {
   const early =
     readyBeforeCrash > 0 ? `, ${readyBeforeCrash} report(s) called V2 ready before it crashed` : '';
-  return `${settled.runs} run(s) of web${early}`;
+  return `web started ${settled.starts}× since boot${early}`;
 }
 
 const webOf = (report: StateReport | undefined) => report?.services.find((s) => s.name === 'web');
