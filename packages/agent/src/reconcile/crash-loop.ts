@@ -38,11 +38,7 @@ export async function rollBackCrashLoop(
     detail: why,
     unit,
   });
-  const digest = bad.imageId
-    ? await driver.imageDigest(bad.imageId).catch(() => undefined)
-    : undefined;
-  const restore = await restoreService(driver, clock, previous, deps.pollMs);
-  recordRestored(record, previous);
+  // The bad version is marked before the rollback: a power cut during it must not make it new.
   if (!sameFiles(bad.files, previous.files)) {
     record.failed = [
       ...record.failed.filter((f) => f.name !== name),
@@ -50,10 +46,14 @@ export async function rollBackCrashLoop(
     ];
   }
   if (bad.imageId && bad.imageId !== previous.imageId && bad.spec.image === previous.spec.image) {
+    const digest = await driver.imageDigest(bad.imageId).catch(() => undefined);
     const at = new Date(clock.now()).toISOString();
     const rejected = { image: bad.spec.image, imageId: bad.imageId, at, reason: why };
     recordRejected(record, name, digest ? { ...rejected, digest } : rejected);
   }
+  await store.saveApplied(record);
+  const restore = await restoreService(driver, clock, previous, deps.pollMs);
+  recordRestored(record, previous);
   await store.saveApplied(record);
   return {
     ...eventHeader(deps),

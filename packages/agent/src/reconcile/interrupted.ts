@@ -138,9 +138,7 @@ async function resolveOne(
     detail: result.reason,
     unit: result.unit,
   });
-  const digest = imageId ? await driver.imageDigest(imageId).catch(() => undefined) : undefined;
-  const restore = await restoreService(driver, deps.clock, backup, deps.pollMs);
-  recordRestored(record, backup);
+  // The bad version is marked before the rollback: a power cut during it must not make it new.
   const failedImage = spec?.image ?? backup.image ?? '';
   if (onDisk === 'target') {
     const target = backup.target!;
@@ -155,10 +153,14 @@ async function resolveOne(
       },
     ];
   } else if (imageId && imageId !== backup.imageId) {
+    const digest = await driver.imageDigest(imageId).catch(() => undefined);
     const at = new Date(deps.clock.now()).toISOString();
     const rejected = { image: failedImage, imageId, at, reason: result.reason };
     recordRejected(record, name, digest ? { ...rejected, digest } : rejected);
   }
+  await store.saveApplied(record);
+  const restore = await restoreService(driver, deps.clock, backup, deps.pollMs);
+  recordRestored(record, backup);
   await store.saveApplied(record);
   // An auto-update keeps the reference and changes the image: name both by their local id then.
   const named = (image: string, id: string | undefined) =>
