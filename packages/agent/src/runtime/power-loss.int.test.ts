@@ -155,7 +155,7 @@ describe.each(SUITES)('power loss on a %s device', (suite) => {
   });
 
   /** A new generation running V1 from `tag`, applied, reported ready and answering. */
-  async function onV1(tag: string): Promise<number> {
+  async function onV1(tag: string): Promise<void> {
     const mark = lab.mark();
     await lab.desire(++generation, [web(tag)]);
     const wanted = generation;
@@ -171,7 +171,6 @@ describe.each(SUITES)('power loss on a %s device', (suite) => {
       },
       () => seen,
     );
-    return wanted;
   }
 
   /**

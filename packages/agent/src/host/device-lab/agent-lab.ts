@@ -80,6 +80,10 @@ export class AgentLab {
       await watch.clearDevices([id]);
       const lab = new AgentLab(options, device, registry, broker, watch);
       await installStepTraps(device);
+      // Debian enables Podman's own daily podman-auto-update.timer (Persistent=true: a boot after
+      // a missed midnight runs it). It updates behind the agent's gate and its rejected images;
+      // here it would also run at random in a test that crosses midnight. The agent owns updates.
+      await device.exec(['systemctl', 'mask', '--now', 'podman-auto-update.timer']);
       await installAgent(
         device,
         { device: id, brokerUrl: broker.deviceUrl(device), publicKeyPem: options.key.publicKeyPem },
