@@ -7,10 +7,11 @@ set -euo pipefail
 # libc6-dev: the nspawn devices of the agent's integration tests (docs/device-lab.md); chromium and
 # fonts: the dashboard's browser tests; docker-registry: the local registry of the devices'
 # auto-update tests; openssh-server: the SSH enrollment tests and the SSH push benchmark; strace:
-# the agent's durable-write test (packages/agent/src/durable), which kills a write at each step.
+# the agent's durable-write test (packages/agent/src/durable), which kills a write at each step;
+# bash-completion, zsh, fish: the shells `podfleet completion` is tested in.
 PACKAGES=(podman runc conmon uidmap netavark aardvark-dns catatonit debootstrap busybox-static systemd
   systemd-container gcc libc6-dev docker-registry openssh-server strace
-  chromium fonts-liberation fonts-dejavu-core)
+  chromium fonts-liberation fonts-dejavu-core bash-completion zsh fish)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

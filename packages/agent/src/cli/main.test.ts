@@ -1,7 +1,8 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { AGENT_VERSION } from '../runtime/agent-version.js';
 import { runCli } from './main.js';
 
 async function run(argv: string[]) {
@@ -26,6 +27,16 @@ describe('podfleet-agent', () => {
     expect((await run(['run', '--help'])).stdout).toContain(
       '--config <file>  agent config (YAML) (default: "/etc/podfleet/agent.yaml")',
     );
+  });
+
+  it('prints its package version for --version and -V, exit 0', async () => {
+    const manifest = JSON.parse(
+      await readFile(new URL('../../package.json', import.meta.url), 'utf8'),
+    ) as { version: string };
+    expect(AGENT_VERSION).toBe(manifest.version);
+    for (const flag of ['--version', '-V']) {
+      expect(await run([flag])).toEqual({ code: 0, stdout: `${manifest.version}\n`, stderr: '' });
+    }
   });
 
   it('exits 2 with one line on bad input', async () => {

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { AGENT_VERSION } from '../runtime/agent-version.js';
 import { CliError, EXIT, type CliIo } from './io.js';
 import { registerRun } from './run-command.js';
 import { registerSim } from './sim-command.js';
@@ -7,6 +8,7 @@ import { registerSim } from './sim-command.js';
 export function buildProgram(io: CliIo, signal: AbortSignal): Command {
   const program = new Command('podfleet-agent')
     .description('podfleet-agent: converges this device to its manifest with systemd and Podman')
+    .version(AGENT_VERSION, '-V, --version', 'print the agent version')
     .exitOverride()
     .showSuggestionAfterError()
     .configureOutput({

@@ -346,7 +346,7 @@ describe.each(DEVICES)('a $suite device', ({ suite, podman, systemd, styles }) =
       });
     });
 
-    it('systemd mode (seed §7.1): the container runs its own systemd and services, and stops on SIGRTMIN+3', async () => {
+    it('systemd mode (Podman in Action §7.1): the container runs its own systemd and services, and stops on SIGRTMIN+3', async () => {
       await timed(`${style}: systemd-mode container`, async () => {
         const name = `init-${style}`;
         const lab = await agent(style);

@@ -1,5 +1,5 @@
-// User scope on real devices (seed ch. 7: services as a user, `systemctl --user`, lingering, `podman
-// auto-update` and `journalctl --user` for the user's units). The built agent runs as
+// User scope on real devices (Podman in Action ch. 7: services as a user, `systemctl --user`,
+// lingering, `podman auto-update` and `journalctl --user` for the user's units). The built agent runs as
 // podfleet-agent.service with User=ACCOUNT (docs/decisions/010-user-scope-agent.md) on a Debian 13
 // device (Podman 5.4: Quadlet files in ~/.config/containers/systemd) and a Debian 12 one (Podman
 // 4.3: service units in ~/.config/systemd/user), linked to a registry and a broker on the host.

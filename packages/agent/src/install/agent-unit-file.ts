@@ -120,8 +120,8 @@ After=user@${uid}.service
 /**
  * The agent as the account, with what a login's pam_systemd would give it: the runtime directory
  * where systemctl --user, journalctl --user and Podman find the account's manager and bus.
- * Lingering (loginctl enable-linger, seed §7) is what starts that manager at boot with nobody
- * logged in and keeps it when the account's last login ends; logind lets only root set it for
+ * Lingering (loginctl enable-linger, Podman in Action §7) is what starts that manager at boot
+ * with nobody logged in and keeps it when the account's last login ends; logind lets only root set it for
  * another account without polkit, hence `+` (full privileges for that command alone).
  */
 function userService({ name, uid }: AgentAccount): string {

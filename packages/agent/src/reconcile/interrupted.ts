@@ -117,9 +117,12 @@ async function resolveOne(
   };
   const result = await awaitReady(driver, deps.clock, gate, deps.pollMs);
   const record = (await store.loadApplied()) ?? emptyRecord();
-  // The image it ran at start (a crashed container is gone by the gate's end), else the gate's.
+  // The image it ran at start (a crashed container is gone by the gate's end), else the gate's,
+  // else (caught between two crashes) the one its reference names, which a unit start runs.
   const imageId =
-    running?.imageId ?? (await driver.unitStatus(`${name}.service`)).container?.imageId;
+    running?.imageId ??
+    (await driver.unitStatus(`${name}.service`)).container?.imageId ??
+    (spec ? await driver.imageId(spec.image) : undefined);
 
   if (result.ok) {
     if (onDisk === 'target') {

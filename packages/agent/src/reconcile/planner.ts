@@ -191,8 +191,9 @@ function activateService(view: ServiceView): Step[] {
 }
 
 /**
- * After the reload: a socket-activated service gets its socket listening (seed §7.6); the socket
- * starts the service on the next connection, and one that runs already is moved over now.
+ * After the reload: a socket-activated service gets its socket listening (Podman in Action §7.6);
+ * the socket starts the service on the next connection, and one that runs already is moved over
+ * now.
  */
 function activateSocket(view: ServiceView, socket: string): Step[] {
   const { service, socketStatus, command } = view;

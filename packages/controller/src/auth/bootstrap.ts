@@ -1,13 +1,12 @@
 import { chmod, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PrismaClient } from '../db/client.js';
+import { ADMIN_TOKEN_FILE } from '../serve/data-dir.js';
 import { lockTokens } from '../tokens/lock.js';
 import { issueToken } from './tokens.js';
 
 /** The first admin token's name, and the actor of its audit row. */
 export const BOOTSTRAP_TOKEN = 'bootstrap';
-/** Where serve keeps the bootstrap token under PODFLEET_DATA, and where the CLI looks for it. */
-export const ADMIN_TOKEN_FILE = 'admin-token';
 
 /**
  * On first start: when no live admin token exists, issues one named `bootstrap` and returns it

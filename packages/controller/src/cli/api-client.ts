@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { z } from 'zod';
 import type { ServiceSpec } from '@podfleet/shared';
-import { ADMIN_TOKEN_FILE } from '../auth/bootstrap.js';
+import { ADMIN_TOKEN_FILE, DEFAULT_DATA_DIR } from '../serve/data-dir.js';
 import type { Role } from '../auth/roles.js';
 import type { DeviceView } from '../devices/schemas.js';
 import type { EventView } from '../events/list.js';
@@ -15,8 +15,6 @@ import type { IssuedToken, TokenView } from '../tokens/schemas.js';
 import { CliError, EXIT } from './io.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
-/** Where `podfleet serve` keeps its data when PODFLEET_DATA is unset (db/client.ts). */
-const DEFAULT_DATA_DIR = '.podfleet';
 
 /** A response body as JSON carries it: dates are ISO strings. */
 export type Json<T> = T extends Date
@@ -205,8 +203,10 @@ export class ApiClient {
     return this.all<GroupView>('/v1/groups');
   }
 
-  applyService(spec: ServiceSpec) {
-    return this.request<Json<z.input<typeof AppliedRevision>>>('POST', '/v1/services', { spec });
+  /** `force` stores it even over an image a rollout put in place (409 otherwise). */
+  applyService(spec: ServiceSpec, force = false) {
+    const body = force ? { spec, force } : { spec };
+    return this.request<Json<z.input<typeof AppliedRevision>>>('POST', '/v1/services', body);
   }
 
   services() {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { clientFor, naming, withConnection, type ConnectionFlags } from './api-client.js';
-import type { CliIo } from './io.js';
+import { CliError, type CliIo } from './io.js';
 import { parseInteger } from './numbers.js';
 
 interface AssignFlags extends ConnectionFlags {
@@ -25,6 +25,9 @@ export function registerAssign(program: Command, io: CliIo): void {
       '\nExamples:\n  podfleet assign edge web\n  podfleet assign edge web --revision 3\n  podfleet assign --rm edge web',
     )
     .action(async (group: string, service: string, flags: AssignFlags) => {
+      // Removing an assignment takes no revision: one given would be silently ignored.
+      if (flags.rm && flags.revision !== undefined)
+        throw new CliError(['--revision: not with --rm (removing runs no revision)']);
       const revision =
         flags.revision === undefined ? undefined : parseInteger('--revision', flags.revision, 1);
       const api = await clientFor(flags);

@@ -3,15 +3,9 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { DeviceDetailView } from '../devices/schemas.js';
-import { bundleAt, repoAgentBundle } from '../enrollment/ssh/agent-bundle.js';
 import type { IssuedCredentials } from '../enrollment/ssh/agent-files.js';
-import { parseMinFree } from '../enrollment/ssh/device-checks.js';
-import {
-  enrollSsh,
-  type EnrollmentController,
-  type EnrollSshOptions,
-} from '../enrollment/ssh/enroll-ssh.js';
-import { EnrollFailed } from '../enrollment/ssh/steps.js';
+import type { EnrollmentController, EnrollSshOptions } from '../enrollment/ssh/enroll-ssh.js';
+import { parseMinFree } from '../enrollment/ssh/min-free.js';
 import { clientFor, withConnection, type ApiClient, type ConnectionFlags } from './api-client.js';
 import { commandGroup } from './command-group.js';
 import { parseLabelList } from './devices.js';
@@ -84,6 +78,12 @@ Example:
       if (flags.hostKey && flags.acceptNewHostKey) {
         throw new CliError(['--host-key and --accept-new-host-key: give one or neither']);
       }
+      // ssh2 and the agent bundle load here: other commands and --help start without them.
+      const [{ bundleAt, repoAgentBundle }, { enrollSsh }, { EnrollFailed }] = await Promise.all([
+        import('../enrollment/ssh/agent-bundle.js'),
+        import('../enrollment/ssh/enroll-ssh.js'),
+        import('../enrollment/ssh/steps.js'),
+      ]);
       const api = await clientFor(flags);
       const interrupt = new AbortController();
       const options: EnrollSshOptions = {

@@ -1,9 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { defaultDataDir } from '../db/client.js';
-import { rotateSigningKey } from '../keys/rotation.js';
-import { loadSigningKey, SIGNING_KEY_FILE } from '../keys/signing-key.js';
+import { DEFAULT_DATA_DIR, SIGNING_KEY_FILE } from '../serve/data-dir.js';
 import { commandGroup } from './command-group.js';
 import { CliError, EXIT, type CliIo } from './io.js';
 
@@ -20,20 +18,21 @@ export function registerKeys(program: Command, io: CliIo): void {
     'the manifest-signing key (on the controller host)',
     io,
   );
-  const dataOf = (flags: KeyFlags) => flags.data ?? process.env.PODFLEET_DATA ?? defaultDataDir;
+  const dataOf = (flags: KeyFlags) => flags.data ?? process.env.PODFLEET_DATA ?? DEFAULT_DATA_DIR;
 
   keys
     .command('show')
     .description('print the key id and public key agents trust, and its rotation chain')
     .option('--data <dir>', 'data directory (env PODFLEET_DATA, default .podfleet)')
     .option('--json', 'print as JSON')
-    .action((flags: KeyFlags) => {
+    .action(async (flags: KeyFlags) => {
       const dir = dataOf(flags);
       if (!process.env.PODFLEET_SIGNING_KEY?.trim() && !existsSync(join(dir, SIGNING_KEY_FILE))) {
         throw new CliError([
           `no signing key in ${dir} (podfleet serve creates it at its first start)`,
         ]);
       }
+      const { loadSigningKey } = await import('../keys/signing-key.js');
       const { key } = loadSigningKey(process.env, dir);
       const chain = (key.endorsements ?? []).map((e) => `${e.endorsedBy} → ${e.keyId}`);
       if (flags.json) {
@@ -68,6 +67,7 @@ then give every controller the new key file and manifest-signing-key.chain.json
         ]);
       }
       const dir = dataOf(flags);
+      const { rotateSigningKey } = await import('../keys/rotation.js');
       const rotation = await rotateSigningKey(dir).catch((error: Error) => {
         const missing = error.message.startsWith('no ');
         throw new CliError(

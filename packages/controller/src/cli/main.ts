@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { CliError, EXIT, type CliIo } from './io.js';
 import { registerAssign } from './assign.js';
+import { registerCompletion } from './completion.js';
 import { registerDevices } from './devices.js';
 import { registerEnroll } from './enroll.js';
 import { registerEvents } from './events.js';
@@ -16,11 +17,17 @@ import { registerRollout } from './rollout.js';
 import { registerDeviceCommands } from './device-commands.js';
 import { registerServe } from './serve.js';
 import { terminalIo, visible } from './terminal-text.js';
+import { PODFLEET_VERSION } from './version.js';
 
-/** Builds the `podfleet` program; each command registers itself. */
+/**
+ * Builds the `podfleet` program; each command registers itself. Only commander and the CLI's own
+ * files load here: a command loads what it needs (the server, yaml, zod, ssh2) when it runs, so
+ * that --help and the API commands start fast (startup is checked in cli.int.test.ts).
+ */
 export function buildProgram(io: CliIo): Command {
   const program = new Command('podfleet')
     .description('podfleet: run containerized services on fleets of Linux edge devices')
+    .version(PODFLEET_VERSION, '-V, --version', 'print the podfleet version')
     .exitOverride()
     .showSuggestionAfterError()
     .configureOutput({
@@ -43,6 +50,7 @@ export function buildProgram(io: CliIo): Command {
   registerMigrate(program, io);
   registerKeys(program, io);
   registerEnroll(program, io);
+  registerCompletion(program);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { openDatabase } from '../db/client.js';
 import { CliError, EXIT, type CliIo } from './io.js';
 
 export function registerMigrate(program: Command, io: CliIo): void {
@@ -12,6 +11,8 @@ export function registerMigrate(program: Command, io: CliIo): void {
       '\nUses DATABASE_URL, or the embedded store under PODFLEET_DATA when it is unset.',
     )
     .action(async (flags: { json?: boolean }) => {
+      // Prisma loads here, not with the CLI: other commands and --help start without it.
+      const { openDatabase } = await import('../db/client.js');
       const db = await openDatabase({
         DATABASE_URL: process.env.DATABASE_URL,
         PODFLEET_DATA: process.env.PODFLEET_DATA,

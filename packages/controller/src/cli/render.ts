@@ -1,13 +1,7 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import {
-  renderUnits,
-  unitDirectory,
-  type UnitFile,
-  type UnitScope,
-  type UnitStyle,
-} from '@podfleet/shared';
+import type { UnitFile, UnitScope, UnitStyle } from '@podfleet/shared';
 import { CliError, type CliIo } from './io.js';
 import { readServiceSpecs } from './spec-file.js';
 
@@ -44,6 +38,7 @@ export function registerRender(program: Command, io: CliIo): void {
         throw new CliError([`--scope: must be system or user, not ${flags.scope}`]);
       }
       const specs = await readServiceSpecs(flags.file, io);
+      const { renderUnits, unitDirectory } = await import('@podfleet/shared');
       const files = specs.flatMap((spec) =>
         renderUnits(spec, {
           style: flags.style,

@@ -30,6 +30,7 @@ const REFUSED: [flags: string[], line: string][] = [
   [['--health-timeout', '1000000000000'], '--health-timeout: must be at most 168h (7 days)'],
   [['--health-timeout', '169h'], '--health-timeout: must be at most 168h (7 days)'],
   [['--pause-between', '168h1s'], '--pause-between: must be at most 168h (7 days)'],
+  [['--group', ''], '--group[1]: Too small: expected string to have >=1 characters'],
 ];
 
 describe('rollout flags, checked before any request', () => {

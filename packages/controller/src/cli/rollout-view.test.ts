@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { RolloutSpec } from '@podfleet/shared';
 import type { RolloutStatus } from '../rollouts/status.js';
 import { emptyCounts } from '../rollouts/status.js';
-import { renderRollout } from './rollout-view.js';
+import { renderRollout, statusLine } from './rollout-view.js';
 
 const device = (
   id: string,
@@ -128,5 +128,25 @@ describe('the rollout watch view of what a device sent', () => {
     const lines = renderRollout(s).split('\n');
     expect(lines).toContain('  b: bad\\x1b[2J\\n  z: fake failure\\u202e');
     expect(lines.some((line) => line.startsWith('  z:'))).toBe(false);
+  });
+});
+
+describe('statusLine', () => {
+  it('says the state, the batch, the counts and why devices wait, on one line', () => {
+    const held = {
+      ...status(),
+      awaitingApproval: true,
+      waiting: ['batch 1: approval after canary'],
+    };
+    expect(statusLine(held)).toBe(
+      'running (batch 1): 1/4 succeeded, 1 failed, 2 pending (1 offline); waiting: batch 1: approval after canary (podfleet rollout approve 7d1c0c52-1111-4222-8333-944455556666)',
+    );
+  });
+
+  it('changes when only the hold changes, and keeps device text on its line', () => {
+    const plain = status();
+    const held = { ...plain, waiting: ['window opens 02:00\nUTC'] };
+    expect(statusLine(held)).not.toBe(statusLine(plain));
+    expect(statusLine(held)).not.toContain('\n');
   });
 });

@@ -55,3 +55,24 @@ export function renderRollout(status: RolloutStatus, maxFailures = 10): string {
   // Reasons and ids come from devices: each stays on its own line, controls shown as escapes.
   return `${lines.map((line) => visible(line)).join('\n')}\n`;
 }
+
+/**
+ * One line per status for a pipe or a log (`rollout watch` without a terminal): state, counts and
+ * why devices wait, so a hold such as an approval shows when it begins and when it ends.
+ */
+export function statusLine(status: RolloutStatus): string {
+  const c = status.counts;
+  const batch = status.batches.find((b) => b.index === status.currentBatch);
+  const where = batch && status.state === 'running' ? ` (${batchName(batch)})` : '';
+  const waiting = status.waiting.length > 0 ? `; waiting: ${status.waiting.join('; ')}` : '';
+  const approve = status.awaitingApproval ? ` (podfleet rollout approve ${status.id})` : '';
+  return visible(
+    `${status.state}${where}: ${c.succeeded}/${c.total} succeeded, ${c.failed} failed, ` +
+      `${c.pending + c.updating} pending (${c.offline} offline)${waiting}${approve}` +
+      `${status.reason ? ` — ${status.reason}` : ''}`,
+  );
+}
+
+function batchName(batch: { index: number; kind: 'canary' | 'batch' }): string {
+  return batch.kind === 'canary' ? 'canary' : `batch ${batch.index}`;
+}

@@ -1,18 +1,20 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
-import { RolloutSpec, formatIssues, type RolloutSpecInput } from '@podfleet/shared';
+import type { RolloutSpecInput } from '@podfleet/shared';
 import type { RolloutDeviceStatus, RolloutStatus } from '../rollouts/status.js';
-import { FINISHED } from '../rollouts/status.js';
+import { emptyPlanProblem } from '../rollouts/empty-plan.js';
 import {
   ApiClient,
   ApiError,
+  naming as namingQuery,
   resolveConnection,
   withConnection,
   type ConnectionFlags,
 } from './api-client.js';
 import { CliError, EXIT, type CliIo } from './io.js';
+import { parseInteger } from './numbers.js';
 import { renderRollout } from './rollout-view.js';
+import { watch } from './rollout-watch.js';
 import { formatTable } from './table.js';
 import { visible } from './terminal-text.js';
 
@@ -55,7 +57,10 @@ type Args = { service?: string | undefined; image?: string | undefined };
  * when one set it, else the spec file it came from.
  */
 function naming(line: string, flags: SpecFlags, args: Args): string {
-  const field = Object.keys(FLAG_OF).find((key) => line.startsWith(`${key}:`));
+  // `targets.groups[0]: …` is the --group that was empty, as `targets.groups: …` is.
+  const field = Object.keys(FLAG_OF).find(
+    (key) => line.startsWith(`${key}:`) || line.startsWith(`${key}[`),
+  );
   if (field && FLAG_OF[field]![1](flags, args))
     return `${FLAG_OF[field]![0]}${line.slice(field.length)}`;
   return flags.file ? `${flags.file}: ${line}` : line;
@@ -103,6 +108,11 @@ async function specFrom(
   image: string | undefined,
   flags: SpecFlags,
 ): Promise<RolloutSpecInput> {
+  // yaml and zod load here, not with the CLI: --help and most commands need neither.
+  const [{ parse: parseYaml }, { RolloutSpec, formatIssues }] = await Promise.all([
+    import('yaml'),
+    import('@podfleet/shared'),
+  ]);
   let base: Record<string, unknown> = {};
   if (flags.file) {
     const text = await readFile(flags.file, 'utf8').catch((error: NodeJS.ErrnoException) => {
@@ -144,6 +154,14 @@ interface StatusFlags extends ConnectionFlags {
   devices?: boolean;
   state?: string;
   batch?: string;
+}
+
+/** Filters of the device listing, refused without it rather than ignored. */
+function checkStatusFilters(flags: StatusFlags): void {
+  const given = (['state', 'batch'] as const).filter((flag) => flags[flag] !== undefined);
+  if (given.length > 0 && !flags.devices)
+    throw new CliError(given.map((flag) => `--${flag}: filters the device listing: add --devices`));
+  if (flags.batch !== undefined) parseInteger('--batch', flags.batch, 0);
 }
 
 interface PlanView {
@@ -194,6 +212,9 @@ export function registerRollout(program: Command, io: CliIo): void {
       }
       for (const { id, reason } of plan.excluded)
         io.stdout.write(`${visible(`left out: ${id} (${reason})`)}\n`);
+      // `rollout start` of this plan would be refused for the same reason.
+      const empty = emptyPlanProblem(plan.service, plan);
+      if (empty) throw new CliError([visible(empty)], EXIT.failed);
     });
 
   specOptions(rollout.command('start').argument('[service]').argument('[image]'))
@@ -220,13 +241,13 @@ export function registerRollout(program: Command, io: CliIo): void {
     .option('--state <state>', 'with --devices: only devices in this state (e.g. failed)')
     .option('--batch <n>', 'with --devices: only this batch (0 is the canary when there is one)')
     .action(async (id: string, flags: StatusFlags) => {
+      checkStatusFilters(flags);
       const api = await client(flags);
       const path = `/v1/rollouts/${encodeURIComponent(id)}`;
       if (flags.devices) {
-        const devices = await api.all<RolloutDeviceStatus>(`${path}/devices`, {
-          state: flags.state,
-          batch: flags.batch,
-        });
+        const devices = await api
+          .all<RolloutDeviceStatus>(`${path}/devices`, { state: flags.state, batch: flags.batch })
+          .catch(namingQuery({ 'querystring.state': '--state', 'querystring.batch': '--batch' }));
         if (flags.json) return void io.stdout.write(`${JSON.stringify(devices)}\n`);
         return void io.stdout.write(
           formatTable(
@@ -304,31 +325,5 @@ export function registerRollout(program: Command, io: CliIo): void {
           ),
         );
       },
-    );
-}
-
-/** Follows the server-sent events of a rollout; resolves when it ends, with its exit code. */
-async function watch(api: ApiClient, id: string, io: CliIo, json: boolean): Promise<void> {
-  const tty = io.redraw !== undefined;
-  let final: RolloutStatus | undefined;
-  for await (const event of api.stream(`/v1/rollouts/${encodeURIComponent(id)}/stream`)) {
-    if (event.event === 'status') {
-      const status = JSON.parse(event.data) as RolloutStatus;
-      final = status;
-      if (json) io.stdout.write(`${event.data}\n`);
-      else io.redraw?.(renderRollout(status));
-    } else if (event.event === 'happening' && !json && !tty) {
-      io.stdout.write(`${visible((JSON.parse(event.data) as { line: string }).line)}\n`);
-    }
-  }
-  if (!final)
-    throw new CliError([`rollout ${id}: the stream ended before any status`], EXIT.failed);
-  if (!json && !tty) io.stdout.write(renderRollout(final));
-  if (!FINISHED.includes(final.state))
-    throw new CliError([`rollout ${id}: stream closed while ${final.state}`], EXIT.failed);
-  if (final.state !== 'succeeded')
-    throw new CliError(
-      [`rollout ${id} ${final.state}${final.reason ? `: ${final.reason}` : ''}`],
-      EXIT.failed,
     );
 }

@@ -1,10 +1,21 @@
 import type { Command } from 'commander';
-import { ensureAdminToken, writeAdminToken } from '../auth/bootstrap.js';
-import { apiRoutes } from '../http/routes.js';
-import { ConfigError, readServeConfig } from '../serve/config.js';
-import { redactUrl } from '../serve/redact-url.js';
-import { startController } from '../serve/serve.js';
+import { serveEnvironmentHelp } from '../serve/environment.js';
 import { CliError, EXIT, type CliIo } from './io.js';
+
+/**
+ * The server, loaded only when `serve` runs: every other command (and --help) starts without
+ * Fastify, Prisma, the broker (cli/startup.test.ts). Keep server imports in here.
+ */
+async function loadServer() {
+  const [bootstrap, routes, config, redact, serve] = await Promise.all([
+    import('../auth/bootstrap.js'),
+    import('../http/routes.js'),
+    import('../serve/config.js'),
+    import('../serve/redact-url.js'),
+    import('../serve/serve.js'),
+  ]);
+  return { ...bootstrap, ...routes, ...config, ...redact, ...serve };
+}
 
 export function registerServe(program: Command, io: CliIo): void {
   program
@@ -12,25 +23,11 @@ export function registerServe(program: Command, io: CliIo): void {
     .description('run the controller: HTTP API and dashboard, MQTT bridge, desired-state sync')
     .option('--port <port>', 'HTTP port (env PORT, default 8080)')
     .option('--data <dir>', 'data directory (env PODFLEET_DATA, default .podfleet)')
-    .addHelpText(
-      'after',
-      `
-Environment:
-  DATABASE_URL    Postgres (postgres://…); unset: the embedded store under PODFLEET_DATA
-  MQTT_URL        broker (mqtt://user:pass@host:1883); unset: an embedded broker on
-                  PODFLEET_MQTT_HOST:PODFLEET_MQTT_PORT (127.0.0.1:1883)
-  PORT, HOST      where the API listens (8080, 127.0.0.1)
-  PODFLEET_DATA   keys, ingest journal, embedded store (.podfleet)
-  PODFLEET_SIGNING_KEY  the manifest-signing key (PEM); controllers of one fleet share it
-  PODFLEET_RESOLVE_TAGS  registry (default): a rollout's tag is resolved to one digest when it
-                  starts; off: tags are rolled out as given
-  PODFLEET_REGISTRY_AUTH_FILE  registry logins, containers-auth.json, as podman login writes it
-  PODFLEET_REGISTRY_INSECURE   registries (host:port, comma-separated) spoken to over plain http
-  PODFLEET_REGISTRY_CERTS_DIR  registry CAs and client certificates, containers-certs.d(5) layout
-                               (default: /etc/containers/certs.d, then /etc/docker/certs.d)
-  (broker accounts and TLS: docs/security.md)`,
-    )
+    .addHelpText('after', `\n${serveEnvironmentHelp()}`)
     .action(async (flags: { port?: string; data?: string }) => {
+      const server = await loadServer();
+      const { ConfigError, readServeConfig, startController, apiRoutes } = server;
+      const { ensureAdminToken, writeAdminToken, redactUrl } = server;
       const env = { ...process.env };
       if (flags.port !== undefined) env.PORT = flags.port;
       if (flags.data !== undefined) env.PODFLEET_DATA = flags.data;

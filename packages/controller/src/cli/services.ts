@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import { commandGroup } from './command-group.js';
-import { clientFor, withConnection, type ConnectionFlags } from './api-client.js';
+import { clientFor, naming, withConnection, type ConnectionFlags } from './api-client.js';
 import type { CliIo } from './io.js';
 import { readServiceSpecs } from './spec-file.js';
 import { formatTable } from './table.js';
 
 interface ApplyFlags extends ConnectionFlags {
   file: string;
+  force?: boolean;
   json?: boolean;
 }
 
@@ -20,11 +21,18 @@ export function registerServices(program: Command, io: CliIo): void {
         'store service specs: a changed spec becomes a new revision, the same one is kept',
       )
       .requiredOption('-f, --file <path>', 'service specs, YAML or JSON (- for standard input)')
+      .option(
+        '--force',
+        'store a spec even when its image differs from the one a rollout put in place',
+      )
       .option('--json', 'print the revisions as JSON'),
   )
     .addHelpText(
       'after',
-      '\nRevisions run nowhere until assigned: podfleet assign GROUP SERVICE\n\nExample:\n  podfleet services apply -f examples/web.yaml',
+      '\nRevisions run nowhere until assigned: podfleet assign GROUP SERVICE\n' +
+        'A spec whose image differs from what a rollout put in place is refused (the next assign\n' +
+        'would move the group back): put the rolled-out image in the file, or pass --force.\n' +
+        '\nExample:\n  podfleet services apply -f examples/web.yaml',
     )
     .action(async (flags: ApplyFlags) => {
       // Every spec is checked before the first is sent, so a bad file stores nothing.
@@ -32,7 +40,12 @@ export function registerServices(program: Command, io: CliIo): void {
       const api = await clientFor(flags);
       const applied = [];
       for (const spec of specs) {
-        const revision = await api.applyService(spec);
+        // Specs before a refused one stay stored; applying the file again leaves them unchanged.
+        const revision = await api
+          .applyService(spec, flags.force)
+          .catch(
+            naming({ 'body.spec.image': `${flags.file === '-' ? '<stdin>' : flags.file}: image` }),
+          );
         applied.push(revision);
         if (!flags.json) {
           const what = revision.created ? 'created' : 'unchanged';

@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { parseAllDocuments } from 'yaml';
-import { ServiceSpec, formatIssues } from '@podfleet/shared';
+import type { ServiceSpec } from '@podfleet/shared';
 import { CliError, readAll, type CliIo } from './io.js';
 
 /**
@@ -18,6 +17,11 @@ export async function readServiceSpecs(path: string, io: CliIo): Promise<Service
       `${source}: cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
     ]);
   }
+  // yaml and zod load here, not with the CLI: --help and most commands need neither.
+  const [{ parseAllDocuments }, { ServiceSpec, formatIssues }] = await Promise.all([
+    import('yaml'),
+    import('@podfleet/shared'),
+  ]);
   const documents = parseAllDocuments(text, { prettyErrors: true });
   const values: unknown[] = [];
   for (const document of Array.isArray(documents) ? documents : [documents]) {

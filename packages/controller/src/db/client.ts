@@ -1,15 +1,13 @@
 import type { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { DEFAULT_DATA_DIR } from '../serve/data-dir.js';
 import { openEmbeddedStore } from './embedded.js';
 import { PrismaClient } from './generated/client.js';
 import { migrate, migrateDatabase, type MigrateOptions, type MigrateResult } from './migrate.js';
 import { pgliteSession } from './session.js';
 
 export { Prisma, PrismaClient } from './generated/client.js';
-
-/** Where `podfleet serve` keeps its data when no DATABASE_URL is given. */
-export const defaultDataDir = '.podfleet';
 
 export interface DatabaseEnv {
   DATABASE_URL?: string;
@@ -33,7 +31,7 @@ export interface Database {
 export async function openDatabase(env: DatabaseEnv = process.env): Promise<Database> {
   const url = env.DATABASE_URL?.trim();
   if (url) return openPostgres(url);
-  return openEmbedded(env.PODFLEET_DATA?.trim() || defaultDataDir);
+  return openEmbedded(env.PODFLEET_DATA?.trim() || DEFAULT_DATA_DIR);
 }
 
 function openPostgres(url: string): Database {

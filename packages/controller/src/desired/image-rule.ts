@@ -2,7 +2,7 @@ import { parseImageReference, type ServiceSpec } from '@podfleet/shared';
 import type { Group } from './membership.js';
 import { pinProblem } from './pins.js';
 
-/** Which rule chose a service's image on a device, strongest first (DESIGN.md). */
+/** Which rule chose a service's image on a device, strongest first (docs/contract.md). */
 export type ImageRule = 'device pin' | 'group pin' | 'rollout' | 'revision';
 
 /** owner (a device id or a group name) → service name → value. */

@@ -285,7 +285,7 @@ describe('a real device under the controller', () => {
     expect(reported).toMatchObject({ type: 'auto-update', dryRun: false });
   });
 
-  it('registry auto-update onto an image that crashes after start is rolled back (seed §7.5) and reported', async () => {
+  it('registry auto-update onto an image that crashes after start is rolled back (Podman in Action §7.5) and reported', async () => {
     await push(STABLE, { MSG: 'v3', CRASH_AFTER_MS: '1000' });
     const result = await timed('auto-update onto a crashing image → rolled back', () =>
       command('autoupdate', DEVICE),

@@ -81,6 +81,14 @@ describe('events', () => {
     const unknown = await api.call('viewer', 'GET', '/v1/events?devce=pi-1');
     expect(unknown.statusCode).toBe(400);
     expect(unknown.json().message).toMatch(/^querystring: Unrecognized key: "devce"/);
+    // A type no device reports would list nothing: a typo, refused with the types there are.
+    for (const url of ['/v1/events?type=bogus', '/v1/devices/pi-1/events?type=rolback']) {
+      const type = await api.call('viewer', 'GET', url);
+      expect(type.statusCode).toBe(400);
+      expect(type.json().message).toBe(
+        'querystring.type: must be one of apply, auto-update, rollback, drift, error',
+      );
+    }
     expect(api.fleet.take()).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DeviceId } from '@podfleet/shared';
+import { DEVICE_EVENT_TYPES, DeviceId } from '@podfleet/shared';
 import type { Prisma, PrismaClient } from '../db/client.js';
 import { cutPage, decodeCursor, PageQuery, type Page } from '../http/pages.js';
 
@@ -17,9 +17,12 @@ export const EventView = z.object({
 export type EventView = z.input<typeof EventView>;
 
 const filters = {
+  // An unknown type would match nothing: refused, so a typo is not an empty listing.
   type: z
     .string()
-    .regex(/^[a-z][a-z-]{0,63}$/, { message: 'must be an event type such as apply or rollback' })
+    .refine((type) => (DEVICE_EVENT_TYPES as readonly string[]).includes(type), {
+      message: `must be one of ${DEVICE_EVENT_TYPES.join(', ')}`,
+    })
     .optional(),
   /** Received at or after (inclusive), by the controller's clock. */
   since: z.iso.datetime({ offset: true }).optional(),

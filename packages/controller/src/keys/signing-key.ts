@@ -9,6 +9,7 @@ import {
   keyIdOf,
   type SigningKey,
 } from '@podfleet/shared';
+import { KEY_CHAIN_FILE, SIGNING_KEY_FILE } from '../serve/data-dir.js';
 
 export interface SigningKeySource {
   /** The private key PEM itself (a secret handed to every controller of a fleet). */
@@ -18,9 +19,7 @@ export interface SigningKeySource {
   PODFLEET_DATA?: string;
 }
 
-export const SIGNING_KEY_FILE = 'manifest-signing-key.pem';
-/** Every rotation's endorsement (the new key signed by the old), oldest first. */
-export const KEY_CHAIN_FILE = 'manifest-signing-key.chain.json';
+export { KEY_CHAIN_FILE, SIGNING_KEY_FILE };
 
 const KeyChain = z.array(KeyEndorsement);
 

@@ -57,6 +57,10 @@ export async function startEmbeddedBroker(
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
+  }).catch(async (error: unknown) => {
+    // aedes runs its heartbeat on an interval from creation: left open, it keeps the process up.
+    await new Promise<void>((resolve) => broker.close(() => resolve()));
+    throw error;
   });
   const { address, port } = server.address() as AddressInfo;
   return {

@@ -17,6 +17,7 @@ import { absorbRollout } from './absorb.js';
 import { rolloutCandidates } from './candidates.js';
 import { ImageResolveError } from './image-digest.js';
 import { observeDevices } from './observations.js';
+import { emptyPlanProblem } from './empty-plan.js';
 import { canaryProblem, planRollout, type RolloutPlan } from './plan.js';
 import { batchForecast } from './policy/forecast.js';
 import { effectiveSettings } from './policy/settings.js';
@@ -134,8 +135,8 @@ export class RolloutEngine {
   async start(input: RolloutSpecInput, actor: string): Promise<RolloutStatus> {
     const planned = await this.plan(input);
     const { spec, targetImage, plan } = planned;
-    if (plan.total === 0)
-      throw conflict(`no device to roll ${spec.service} out to (${plan.excluded.length} excluded)`);
+    const empty = emptyPlanProblem(spec.service, plan);
+    if (empty) throw conflict(empty);
     const id = await this.options.db.prisma.$transaction(async (tx) => {
       await tx.$executeRawUnsafe(
         'SELECT pg_advisory_xact_lock(hashtext($1))',

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RolloutSpec } from '@podfleet/shared';
+import { emptyPlanProblem } from './empty-plan.js';
 import { canaryProblem, planRollout, type RolloutCandidate } from './plan.js';
 
 const spec = (strategy: Record<string, unknown>, overridePins: string[] = []) =>
@@ -98,5 +99,30 @@ describe('canaryProblem', () => {
 
   it('leaves a rollout with no device to change to its own refusal', () => {
     expect(canaryProblem(5, planned(5, []))).toBeUndefined();
+  });
+});
+
+describe('emptyPlanProblem', () => {
+  it('says nothing of a plan that changes a device', () => {
+    expect(emptyPlanProblem('web', planRollout(spec({}), 'r.example/web:2', [device('d1')]))).toBe(
+      undefined,
+    );
+  });
+
+  it('counts why each device was left out', () => {
+    const devices = [
+      device('d1', { image: 'r.example/web:2' }),
+      device('d2', { image: 'r.example/web:2' }),
+      device('d3', { pinnedBy: { kind: 'device' } }),
+    ];
+    expect(emptyPlanProblem('web', planRollout(spec({}), 'r.example/web:2', devices))).toBe(
+      'no device to roll web out to: every targeted device is left out (already runs r.example/web:2: 2, pinned on the device: 1)',
+    );
+  });
+
+  it('says when the targets hold no device that runs the service', () => {
+    expect(emptyPlanProblem('web', planRollout(spec({}), 'r.example/web:2', []))).toBe(
+      'no device to roll web out to: no targeted device runs web',
+    );
   });
 });

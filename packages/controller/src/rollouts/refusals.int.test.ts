@@ -52,6 +52,7 @@ const REFUSED: [what: string, spec: unknown, field: string][] = [
   ['minAvailable "150%"', policy({ disruptionBudget: { groupBy: ['site'], minAvailable: '150%' } }), 'body.spec.strategy.policy.disruptionBudget.minAvailable: must be at most 100%'],
   ['failureRate "100.5%"', policy({ abort: { failureRate: '100.5%' } }), 'body.spec.strategy.policy.abort.failureRate: must be at most 100%'],
   ['revision 3000000000', { ...good, image: undefined, revision: 3_000_000_000 }, 'body.spec.revision: '],
+  ['image "img" (no tag, no digest)', { ...good, image: 'img' }, 'body.spec.image: names no version: give a tag or a digest'],
   ['canary 5 of 5 devices', strategy({ canary: 5 }), 'strategy.canary: 5 must be fewer than the 5 devices the rollout changes'],
   ['canary 100 of 5 devices', strategy({ canary: 100 }), 'strategy.canary: 100 must be fewer than the 5 devices the rollout changes'],
 ];

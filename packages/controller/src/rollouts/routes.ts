@@ -47,6 +47,12 @@ export function rolloutRoutes(engine: RolloutEngine): RoutePlugin {
 
   return (app: FastifyInstance) => {
     const routes = app.withTypeProvider<ZodTypeProvider>();
+    // Open streams end before the server closes: it waits for every connection, and a stream
+    // lasts as long as its rollout (a client that reconnects meets the next controller).
+    const streams = new Set<() => void>();
+    app.addHook('preClose', async () => {
+      for (const stop of streams) stop();
+    });
 
     routes.post(
       '/rollouts/plan',
@@ -216,8 +222,9 @@ export function rolloutRoutes(engine: RolloutEngine): RoutePlugin {
           'cache-control': 'no-cache',
           connection: 'keep-alive',
         });
+        let open = true;
         const send = (event: string, data: unknown) =>
-          out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+          open && out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
         let last = JSON.stringify(first);
         send('status', first);
         const onHappening = (id: string, line: string) =>
@@ -225,23 +232,31 @@ export function rolloutRoutes(engine: RolloutEngine): RoutePlugin {
         engine.events.on('happening', onHappening);
         // Statuses come from Postgres, so a stream sees progress made by any controller.
         const poll = setInterval(() => {
-          void sharedStatus(first.id).then((status: RolloutStatus | undefined) => {
-            if (!status) return;
-            const text = JSON.stringify(status);
-            if (text !== last) {
-              last = text;
-              send('status', status);
-            }
-            if (FINISHED.includes(status.state)) stop();
-          });
+          sharedStatus(first.id).then(
+            (status: RolloutStatus | undefined) => {
+              if (!status) return;
+              const text = JSON.stringify(status);
+              if (text !== last) {
+                last = text;
+                send('status', status);
+              }
+              if (FINISHED.includes(status.state)) stop();
+            },
+            (error: unknown) =>
+              request.log.warn({ err: error }, 'rollout stream: status read failed'),
+          );
         }, 500);
-        const keepAlive = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
+        const keepAlive = setInterval(() => open && out.write(': keep-alive\n\n'), 15_000);
         const stop = () => {
+          if (!open) return;
+          open = false;
+          streams.delete(stop);
           clearInterval(poll);
           clearInterval(keepAlive);
           engine.events.off('happening', onHappening);
           out.end();
         };
+        streams.add(stop);
         if (FINISHED.includes(first.state)) stop();
         request.raw.on('close', stop);
       },

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DeviceFailure, ROLLOUT_STATES, RolloutSpec } from '@podfleet/shared';
+import { DeviceFailure, ROLLOUT_STATES, RolloutSpec, SERVICE_NAME } from '@podfleet/shared';
 import { PageQuery } from '../http/pages.js';
 
 const DeviceState = z.enum([
@@ -39,7 +39,8 @@ export const RolloutDeviceView = z.object({
   accepted: z.boolean().optional(),
 });
 
-export const RolloutDeviceQuery = z.object({
+// Strict, as every listing's querystring: a misspelt filter (`?stat=failed`) is a 400, not ignored.
+export const RolloutDeviceQuery = z.strictObject({
   batch: z.coerce.number().int().min(0).optional(),
   state: DeviceState.optional(),
   ...PageQuery,
@@ -101,8 +102,8 @@ export const RolloutAction = z.object({
   id: z.uuid({ message: 'not a rollout id' }),
   action: z.enum(['pause', 'resume', 'abort', 'approve']),
 });
-export const RolloutQuery = z.object({
-  service: z.string().optional(),
+export const RolloutQuery = z.strictObject({
+  service: z.string().regex(SERVICE_NAME, { message: 'not a service name' }).optional(),
   state: z.enum(ROLLOUT_STATES).optional(),
   ...PageQuery,
 });

@@ -1,10 +1,15 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { CONTROLLER_ID_PREFIX, formatIssues } from '@podfleet/shared';
+import { DEFAULT_DATA_DIR } from './data-dir.js';
+import type { ServeVariable } from './environment.js';
 
 const port = z.coerce.number().int().min(0).max(65_535);
 
-/** `podfleet serve`'s environment (DESIGN.md: DATABASE_URL, MQTT_URL, PORT, PODFLEET_DATA). */
+/**
+ * `podfleet serve`'s environment (docs/contract.md). Its keys are exactly environment.ts's list,
+ * which `serve --help` prints: the `satisfies` below fails to compile on one missing or extra.
+ */
 export const ServeConfig = z.object({
   DATABASE_URL: z.string().trim().min(1).optional(),
   MQTT_URL: z
@@ -16,7 +21,7 @@ export const ServeConfig = z.object({
     .optional(),
   PORT: port.default(8080),
   HOST: z.string().trim().min(1).default('127.0.0.1'),
-  PODFLEET_DATA: z.string().trim().min(1).default('.podfleet'),
+  PODFLEET_DATA: z.string().trim().min(1).default(DEFAULT_DATA_DIR),
   /** The embedded broker's port, when MQTT_URL is not set. */
   PODFLEET_MQTT_PORT: port.default(1883),
   PODFLEET_MQTT_HOST: z.string().trim().min(1).default('127.0.0.1'),
@@ -51,6 +56,8 @@ export const ServeConfig = z.object({
   /** A device not heard from for this many seconds is offline. */
   PODFLEET_OFFLINE_AFTER: z.coerce.number().int().min(10).default(180),
   PODFLEET_SIGNING_KEY: z.string().optional(),
+  /** Checked by keys/signing-key.ts; listed so that parsing keeps it for loadSigningKey. */
+  PODFLEET_SIGNING_KEY_CHAIN: z.string().optional(),
   // Per-device broker accounts and TLS to the broker: checked, naming the variable, by
   // broker-access/config.ts and broker-access/tls-options.ts (docs/security.md).
   PODFLEET_BROKER_PASSWORD_FILE: z.string().optional(),
@@ -69,7 +76,7 @@ export const ServeConfig = z.object({
   PODFLEET_REGISTRY_INSECURE: z.string().optional(),
   PODFLEET_REGISTRY_CERTS_DIR: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-});
+} satisfies Record<ServeVariable, z.ZodType>);
 export type ServeConfig = z.output<typeof ServeConfig>;
 
 /** Reads the environment; every problem is one line naming the variable. */

@@ -26,6 +26,7 @@ import { loadRolloutOverrides } from '../rollouts/overrides.js';
 import { rolloutRoutes } from '../rollouts/routes.js';
 import type { ServeConfig } from './config.js';
 import { PeerSessions } from './peer-sessions.js';
+import { readinessPage } from './readiness.js';
 import { redactUrl } from './redact-url.js';
 import { sessionRunner } from './sessions.js';
 import { fleetShareGroup, leaveFormerShareGroups } from './share-group.js';
@@ -70,19 +71,8 @@ export async function startController(
     }
   };
   try {
-    const db = await openDatabase({
-      DATABASE_URL: config.DATABASE_URL,
-      PODFLEET_DATA: config.PODFLEET_DATA,
-    });
-    cleanups.push(() => db.close());
-    const migrated = await db.migrate();
-    logger.info(
-      { database: db.location, kind: db.kind, applied: migrated.applied },
-      'database ready',
-    );
-
-    const shareGroup = await fleetShareGroup(db.prisma, config.PODFLEET_SHARE_GROUP);
-
+    // The embedded broker first: its port is the start-up error an operator meets most, and the
+    // store takes seconds to open on first use.
     let embedded: EmbeddedBroker | undefined;
     let mqttUrl = config.MQTT_URL;
     if (!mqttUrl) {
@@ -99,6 +89,19 @@ export async function startController(
       cleanups.push(() => embedded!.close());
       mqttUrl = embedded.url;
     }
+    const db = await openDatabase({
+      DATABASE_URL: config.DATABASE_URL,
+      PODFLEET_DATA: config.PODFLEET_DATA,
+    });
+    cleanups.push(() => db.close());
+    const migrated = await db.migrate();
+    logger.info(
+      { database: db.location, kind: db.kind, applied: migrated.applied },
+      'database ready',
+    );
+
+    const shareGroup = await fleetShareGroup(db.prisma, config.PODFLEET_SHARE_GROUP);
+
     const withSession = sessionRunner(db, config.DATABASE_URL, (error) =>
       logger.warn({ err: error }, 'idle database connection lost'),
     );
@@ -216,10 +219,29 @@ export async function startController(
     const app = await buildApp(
       { db, fleet: sync, log: logger },
       [...api, rolloutRoutes(rollouts), commandRoutes(commands)],
-      [dashboardPage],
+      [
+        dashboardPage,
+        readinessPage([
+          { name: 'database', probe: async () => void (await db.prisma.$queryRaw`SELECT 1`) },
+          {
+            name: 'broker',
+            probe: async () => {
+              if (!broker.client.connected) throw new Error('not connected');
+            },
+          },
+        ]),
+      ],
     );
     cleanups.push(() => app.close());
-    const address = await app.listen({ host: config.HOST, port: config.PORT });
+    const address = await app
+      .listen({ host: config.HOST, port: config.PORT })
+      .catch((error: NodeJS.ErrnoException) => {
+        throw new Error(
+          error.code === 'EADDRINUSE'
+            ? `HTTP: ${config.HOST}:${config.PORT} is in use (set PORT or --port)`
+            : `HTTP: ${error.message}`,
+        );
+      });
     logger.info({ url: address, docs: `${address}/docs` }, 'controller listening');
 
     return {

@@ -5,8 +5,9 @@ import { z } from 'zod';
 import { canonicalJson } from '@podfleet/shared';
 import { commitChange } from '../audit/change.js';
 import type { ServiceRevision } from '../db/generated/client.js';
-import { notFound } from '../http/errors.js';
+import { HttpError, notFound } from '../http/errors.js';
 import { cutPage, decodeCursor, PageQuery, pageOf } from '../http/pages.js';
+import { downgradeProblems, rolledOutImages } from './rolled-out.js';
 import {
   AppliedRevision,
   ApplyService,
@@ -38,7 +39,7 @@ export function serviceRoutes(app: FastifyInstance): void {
       },
     },
     async (request, reply) => {
-      const { spec } = request.body;
+      const { spec, force } = request.body;
       const name = spec.name;
       const text = canonicalJson(spec);
       const applied = await commitChange(request, async (tx) => {
@@ -51,6 +52,17 @@ export function serviceRoutes(app: FastifyInstance): void {
         });
         if (latest && canonicalJson(latest.spec) === text) {
           return { result: { ...revisionView(latest), created: false }, audit: undefined };
+        }
+        // A spec file applied again after rollouts must not quietly become the revision that the
+        // next assign takes back to (decision 011).
+        const rolledOut = await rolledOutImages(tx, name);
+        const downgrades = downgradeProblems(name, spec.image, rolledOut);
+        if (downgrades.length > 0 && !force) {
+          throw new HttpError(
+            409,
+            `${name}: the image differs from what a rollout put in place`,
+            downgrades,
+          );
         }
         const revision = await tx.serviceRevision.create({
           data: {
@@ -67,7 +79,14 @@ export function serviceRoutes(app: FastifyInstance): void {
           audit: {
             action: 'service.apply',
             target: `service/${name}`,
-            details: { revision: revision.revision, image: spec.image, specSha256 },
+            details: {
+              revision: revision.revision,
+              image: spec.image,
+              specSha256,
+              ...(downgrades.length > 0
+                ? { forcedOver: rolledOut.filter((placed) => placed.image !== spec.image) }
+                : {}),
+            },
           },
           // No fleet change: a new revision runs nowhere until a group is assigned it.
         };

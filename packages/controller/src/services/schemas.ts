@@ -6,7 +6,11 @@ export const ServiceName = z.string().regex(SERVICE_NAME, {
   message: 'must match [a-z0-9][a-z0-9-]{0,62}',
 });
 
-export const ApplyService = z.strictObject({ spec: ServiceSpec });
+export const ApplyService = z.strictObject({
+  spec: ServiceSpec,
+  /** Store the spec even where its image differs from what a rollout put in place (409 else). */
+  force: z.boolean().default(false),
+});
 
 export const ServiceParams = z.strictObject({ name: ServiceName });
 export const RevisionParams = z.strictObject({

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { controllerSubscriptions, parseDeviceTopic, topics } from './topics.js';
 
 describe('MQTT topics', () => {
-  it('names the v1 device topics of DESIGN.md', () => {
+  it('names the v1 device topics of docs/contract.md', () => {
     expect(topics.desired('edge-1')).toBe('pf/v1/dev/edge-1/desired');
     expect(topics.state('edge-1')).toBe('pf/v1/dev/edge-1/state');
     expect(topics.events('edge-1')).toBe('pf/v1/dev/edge-1/events');

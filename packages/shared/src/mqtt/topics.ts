@@ -1,4 +1,4 @@
-// MQTT topics, v1 (DESIGN.md "MQTT topics").
+// MQTT topics, v1 (docs/contract.md, "MQTT topics").
 
 const PREFIX = 'pf/v1/dev';
 

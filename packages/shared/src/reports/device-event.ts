@@ -96,6 +96,10 @@ export const DeviceEvent = z.discriminatedUnion('type', [
 ]);
 export type DeviceEvent = z.output<typeof DeviceEvent>;
 export type DeviceEventInput = z.input<typeof DeviceEvent>;
+/** The types of DeviceEvent, from the union itself: what a filter (`events --type`) may name. */
+export const DEVICE_EVENT_TYPES: readonly DeviceEvent['type'][] = DeviceEvent.options.map(
+  (event) => event.shape.type.value,
+);
 
 /**
  * The event with its free text (reasons, messages, journald lines: podman's and the services'

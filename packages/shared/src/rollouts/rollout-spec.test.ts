@@ -39,11 +39,32 @@ describe('RolloutSpec', () => {
       },
       'strategy.batchSize',
     ],
+    [
+      { service: 'web', image: 'img', targets: { groups: ['g'] } },
+      'image: names no version: give a tag or a digest (img:2, img@sha256:…)',
+    ],
+    [
+      { service: 'web', image: 'registry.example/acme/web', targets: { groups: ['g'] } },
+      'image: names no version',
+    ],
+    [
+      { service: 'web', image: 'Web:2', targets: { groups: ['g'] } },
+      'image: not an image reference',
+    ],
   ])('rejects %j', (input, message) => {
     const result = RolloutSpec.safeParse(input);
     expect(result.success).toBe(false);
     expect(formatIssues(result.error!).join('\n')).toContain(message);
   });
+
+  it.each(['img:latest', 'web:2', `registry.example/acme/web@sha256:${'a'.repeat(64)}`])(
+    'takes %s as a rollout image: a tag (short names too, as Podman resolves them) or a digest',
+    (image) => {
+      expect(
+        RolloutSpec.safeParse({ service: 'web', image, targets: { groups: ['g'] } }).success,
+      ).toBe(true);
+    },
+  );
 
   it('resolves counts and percentages, rounding a percentage up', () => {
     expect(resolveCount(5, 3)).toBe(3);

@@ -31,15 +31,26 @@ export const RolloutStrategy = z.strictObject({
   policy: RolloutPolicy.optional(),
 });
 
+/**
+ * A rollout moves devices to one version: its image names a tag or a digest. A bare name (`img`)
+ * is an image reference, and a service spec may use one as Podman does (`:latest`, short names
+ * through registries.conf), but as a rollout target it names no version, only whatever `latest`
+ * is when each device pulls, and is far more often a slip than an intent: `img:latest` says it.
+ */
+function imageOfRollout(value: string, ctx: z.RefinementCtx): void {
+  const reference = parseImageReference(value);
+  if (!reference) ctx.addIssue({ code: 'custom', message: 'not an image reference' });
+  else if (!reference.tag && !reference.digest)
+    ctx.addIssue({
+      code: 'custom',
+      message: `names no version: give a tag or a digest (${value}:2, ${value}@sha256:…)`,
+    });
+}
+
 export const RolloutSpec = z
   .strictObject({
     service: z.string().regex(SERVICE_NAME, { message: 'not a service name' }),
-    image: z
-      .string()
-      .refine((value) => parseImageReference(value) !== undefined, {
-        message: 'not an image reference',
-      })
-      .optional(),
+    image: z.string().superRefine(imageOfRollout).optional(),
     // Stored in a Postgres integer column.
     revision: z.number().int().positive().max(2_147_483_647).optional(),
     targets: z

@@ -51,7 +51,7 @@ export function renderServiceUnit(spec: ServiceSpec, options: ServiceUnitOptions
     'Type=notify',
     'NotifyAccess=all',
   );
-  // A socket-activated service is started by its socket, not at boot (seed §7.6).
+  // A socket-activated service is started by its socket, not at boot (Podman in Action §7.6).
   if (!spec.socket) lines.push('', '[Install]', `WantedBy=${wantedBy(spec)}`);
   return `${lines.join('\n')}\n`;
 }

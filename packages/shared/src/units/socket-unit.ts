@@ -1,7 +1,10 @@
 import type { ServiceSpec } from '../spec/service-spec.js';
 import { escapeSpecifiers } from './systemd-syntax.js';
 
-/** `NAME.socket` for a socket-activated service, as in seed §7.6; undefined without `socket`. */
+/**
+ * `NAME.socket` for a socket-activated service, as in Podman in Action §7.6; undefined without
+ * `socket`.
+ */
 export function renderSocketUnit(spec: ServiceSpec): string | undefined {
   if (!spec.socket) return undefined;
   const lines = [

@@ -10,8 +10,8 @@ export const IMAGE_UNIT = 'hello.service';
 const TARBALL_IN_DEVICE = '/var/tmp/podfleet-systemd-image.tar';
 
 /**
- * An image whose entrypoint is systemd (seed §7.1, `--systemd=always`): the device rootfs itself
- * (systemd 257, Debian 13) without docs and Podman, plus `hello.service` enabled in
+ * An image whose entrypoint is systemd (Podman in Action §7.1, `--systemd=always`): the device
+ * rootfs itself (systemd 257, Debian 13) without docs and Podman, plus `hello.service` enabled in
  * multi-user.target. No registry is reachable, so it is a tarball for `podman import`, built once
  * from the cached rootfs (about 330 MB).
  */

@@ -36,7 +36,7 @@ export const intentionalDifferences: IntentionalDifference[] = [
   },
   {
     what: 'socket activation: Requires=/After=NAME.socket, no [Install]',
-    why: 'the socket starts the service (seed §7.6); Podman knows nothing of the socket',
+    why: 'the socket starts the service (Podman in Action §7.6); Podman knows nothing of the socket',
     applies: (spec) => spec.socket !== undefined,
     normalise: ([ours, podman], spec) => [
       ours.replace(`Requires=${spec.name}.socket\nAfter=${spec.name}.socket\n`, ''),
