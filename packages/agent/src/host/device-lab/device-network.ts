@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { hostRun } from './lab-cache.js';
 
 /**
@@ -54,6 +56,16 @@ export async function connectDevice(link: DeviceLink, leader: number): Promise<v
   } catch (error) {
     await ip(['link', 'del', link.hostInterface]).catch(() => undefined);
     throw error;
+  }
+}
+
+/** Waits until the host's end of a link is gone (after its device's namespace went). */
+export async function untilLinkGone(link: DeviceLink, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (existsSync(`/sys/class/net/${link.hostInterface}`)) {
+    if (Date.now() > deadline)
+      throw new Error(`${link.hostInterface}: still there after its device`);
+    await sleep(20);
   }
 }
 

@@ -14,7 +14,13 @@ import {
   removeDeviceCgroups,
 } from './cgroup-subtree.js';
 import { deviceRootfs, type DeviceSuite } from './device-rootfs.js';
-import { connectDevice, deviceLink, removeStaleLinks, type DeviceLink } from './device-network.js';
+import {
+  connectDevice,
+  deviceLink,
+  removeStaleLinks,
+  untilLinkGone,
+  type DeviceLink,
+} from './device-network.js';
 import { hostRun, isAlive, labCacheDir, removeTree } from './lab-cache.js';
 import { checkLabHost } from './lab-host.js';
 
@@ -133,6 +139,26 @@ export class LabDevice {
   async reboot(): Promise<LabDevice> {
     if (!(await this.powerOff())) throw new Error(`device ${this.name} was shut down`);
     await removeDevice(this.name);
+    return spawnDevice(this.plan);
+  }
+
+  /**
+   * Pulls the plug: every process of the device is killed at once (cgroup.kill: no shutdown, no
+   * sync, no unit stopped), then the device boots again from the same plan, as after power comes
+   * back. What the device had written is in the host's page cache, which survives: the cut loses
+   * process state, not unsynced data (fsync ordering is proven by durable-file.int.test.ts).
+   * This object is done; use the one returned (its `bootMs` is spawn → running).
+   */
+  async powerCut(): Promise<LabDevice> {
+    if (this.stopped) throw new Error(`device ${this.name} was shut down`);
+    this.stopped = true;
+    process.removeListener('exit', this.onExit);
+    await removeDevice(this.name);
+    await exited(this.nspawn, 10_000);
+    await rm(this.log, { force: true });
+    // The kernel deletes the link with the device's network namespace, a moment after its last
+    // process: the same name cannot be made again before.
+    if (this.plan.link) await untilLinkGone(this.plan.link);
     return spawnDevice(this.plan);
   }
 

@@ -57,6 +57,8 @@ export async function importAppImage(
   device: LabDevice,
   reference: string,
   behaviour: AppBehaviour = {},
+  /** Podman's global options, e.g. `--root`/`--runroot` for a build storage of its own. */
+  podman: string[] = [],
 ): Promise<string> {
   const onHost = join(device.root, TARBALL_IN_DEVICE);
   if (!existsSync(onHost)) await copyFile(await appTarball(), onHost);
@@ -67,6 +69,7 @@ export async function importAppImage(
   ].flatMap((change) => ['--change', change]);
   const out = await device.exec([
     'podman',
+    ...podman,
     'import',
     '-q',
     ...changes,
