@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openApiHarness, type ApiHarness } from '../http/route-testing.js';
+import { runCliCaptured } from './testing.js';
+
+const WEB = 'registry.example/acme/web:1.8';
+const REJECTED = 'registry.example/acme/web:1.9';
+
+// What an operator reaches for in a day of running a fleet, through the CLI against a real
+// controller on a real port.
+describe('podfleet verbs over the existing API', () => {
+  let api: ApiHarness;
+  let connection: string[];
+
+  const run = (...argv: string[]) => runCliCaptured([...argv, ...connection]);
+
+  beforeAll(async () => {
+    api = await openApiHarness();
+    const url = await api.app.listen({ host: '127.0.0.1', port: 0 });
+    connection = ['--url', url, '--token', api.tokens.admin];
+    await api.prisma.device.createMany({
+      data: [
+        {
+          id: 'pi-1',
+          labels: { tier: 'edge', site: 'berlin' },
+          online: true,
+          agentVersion: '0.3.0',
+          podmanVersion: '5.2.0',
+          systemdVersion: '255',
+          arch: 'arm64',
+          unitStyle: 'quadlet',
+          appliedGeneration: 2,
+          desiredGeneration: 3,
+          lastState: {
+            device: 'pi-1',
+            generation: 2,
+            reportedAt: '2026-12-01T10:00:00.000Z',
+            agent: { version: '0.3.0' },
+            host: { podman: '5.2.0', systemd: '255', arch: 'arm64', unitStyle: 'quadlet' },
+            services: [
+              {
+                name: 'web',
+                image: WEB,
+                unit: { active: 'active', sub: 'running', restarts: 4, activeSince: '2026-12-01T09:00:00.000Z' }, // prettier-ignore
+                ready: true,
+                health: 'ready',
+                rejected: {
+                  image: REJECTED,
+                  imageId: 'a'.repeat(64),
+                  at: '2026-12-01T08:00:00.000Z',
+                  reason: 'not ready in 5m',
+                },
+              },
+            ],
+          },
+        },
+        { id: 'pi-2', labels: { tier: 'edge' } },
+      ],
+    });
+    await api.call('admin', 'POST', '/v1/groups', { name: 'edge', selector: 'tier=edge' });
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  it('devices show: labels, groups, versions and each service from the last report', async () => {
+    const shown = await run('devices', 'show', 'pi-1');
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/^LABELS\s+site=berlin,tier=edge$/m);
+    expect(shown.stdout).toMatch(/^GROUPS\s+edge$/m);
+    expect(shown.stdout).toMatch(/^GENERATION\s+applied 2 of 3$/m);
+    expect(shown.stdout).toMatch(/^AGENT\s+0\.3\.0$/m);
+    expect(shown.stdout).toMatch(/^HOST\s+podman 5\.2\.0, systemd 255, arm64, quadlet units$/m);
+    expect(shown.stdout).toMatch(
+      /^SERVICE\s+IMAGE\s+HEALTH\s+READY\s+RESTARTS\s+ACTIVE SINCE\s+REJECTED$/m,
+    );
+    expect(shown.stdout).toContain(
+      `web      ${WEB}  ready   yes    4         2026-12-01T09:00:00.000Z  ${REJECTED} (not ready in 5m)`,
+    );
+    const json = JSON.parse((await run('devices', 'show', 'pi-2', '--json')).stdout);
+    expect(json).toMatchObject({ id: 'pi-2', groups: ['edge'], lastState: null });
+    expect((await run('devices', 'show', 'pi-2')).stdout).toMatch(/no services reported\n$/);
+  });
+
+  it('devices show: an unknown device is a 404 naming it', async () => {
+    expect(await run('devices', 'show', 'pi-9')).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'podfleet: 404 device pi-9 not found\n',
+    });
+  });
+
+  it('devices label: k=v sets, k- removes', async () => {
+    expect(await run('devices', 'label', 'pi-2', 'site=paris', 'rack=3')).toEqual({
+      code: 0,
+      stdout: 'pi-2 labels: rack=3,site=paris,tier=edge\n',
+      stderr: '',
+    });
+    expect((await run('devices', 'label', 'pi-2', 'rack-')).stdout).toBe(
+      'pi-2 labels: site=paris,tier=edge\n',
+    );
+    const audit = await api.prisma.auditEntry.findMany({ where: { action: 'device.label' } });
+    expect(audit).toHaveLength(2);
+  });
+
+  it('devices label: refuses what is neither k=v nor k-, and a label the controller refuses', async () => {
+    expect(await run('devices', 'label', 'pi-2', 'site')).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'podfleet: LABEL: not k=v or k-: "site"\n',
+    });
+    const bad = await run('devices', 'label', 'pi-2', 'Bad Key=x');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe('podfleet: 400 LABEL Bad Key: Invalid key in record\n');
+  });
+
+  it('devices rm: forgets the device, and a second rm is a 404', async () => {
+    await api.prisma.device.create({ data: { id: 'pi-gone', labels: {} } });
+    expect(await run('devices', 'rm', 'pi-gone')).toEqual({
+      code: 0,
+      stdout: 'deleted device pi-gone\n',
+      stderr: '',
+    });
+    expect(await api.prisma.device.count({ where: { id: 'pi-gone' } })).toBe(0);
+    expect(await run('devices', 'rm', 'pi-gone')).toMatchObject({
+      code: 1,
+      stderr: 'podfleet: 404 device pi-gone not found\n',
+    });
+  });
+});
