@@ -8,6 +8,7 @@ import { registerEvents } from './events.js';
 import { registerQuarantine } from './quarantine.js';
 import { registerGroups } from './groups.js';
 import { registerPin } from './pin.js';
+import { registerPins } from './pins.js';
 import { registerRender } from './render.js';
 import { registerServices } from './services.js';
 import { registerTokens } from './tokens.js';
@@ -41,6 +42,7 @@ export function buildProgram(io: CliIo): Command {
   registerServices(program, io);
   registerAssign(program, io);
   registerPin(program, io);
+  registerPins(program, io);
   registerTokens(program, io);
   registerEvents(program, io);
   registerQuarantine(program, io);

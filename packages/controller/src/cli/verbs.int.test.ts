@@ -127,3 +127,112 @@ describe('podfleet verbs over the existing API', () => {
     });
   });
 });
+
+describe('podfleet groups edit|rm and pins ls|rm', () => {
+  let api: ApiHarness;
+  let connection: string[];
+  const digest = (name: string) => `registry.example/acme/${name}@sha256:${'f'.repeat(64)}`;
+
+  const run = (...argv: string[]) => runCliCaptured([...argv, ...connection]);
+
+  beforeAll(async () => {
+    api = await openApiHarness();
+    const url = await api.app.listen({ host: '127.0.0.1', port: 0 });
+    connection = ['--url', url, '--token', api.tokens.admin];
+    await api.prisma.device.create({ data: { id: 'pi-1', labels: { site: 'berlin' } } });
+    for (const name of ['web', 'api']) {
+      const spec = { name, image: `registry.example/acme/${name}:1` };
+      expect((await api.call('admin', 'POST', '/v1/services', { spec })).statusCode).toBe(201);
+    }
+    await api.call('admin', 'POST', '/v1/groups', { name: 'berlin', selector: 'site=berlin' });
+    await api.call('admin', 'POST', '/v1/groups', { name: 'lab', members: ['pi-1'] });
+    await api.call('admin', 'PUT', '/v1/pins', { group: 'lab', service: 'web', image: digest('web') }); // prettier-ignore
+    await api.call('admin', 'PUT', '/v1/pins', { device: 'pi-1', service: 'api', image: digest('api') }); // prettier-ignore
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  it('groups edit: a new selector and priority, then members only', async () => {
+    expect(
+      await run(
+        'groups',
+        'edit',
+        'berlin',
+        '--selector',
+        'site in (berlin,potsdam)',
+        '--priority',
+        '20',
+      ),
+    ).toEqual({
+      // prettier-ignore
+      code: 0,
+      stdout: 'group berlin: selector site in (berlin,potsdam), priority 20\n',
+      stderr: '',
+    });
+    expect((await run('groups', 'edit', 'berlin', '--no-selector')).stdout).toBe(
+      'group berlin: selector none, priority 20\n',
+    );
+    expect(await api.prisma.auditEntry.count({ where: { action: 'group.update' } })).toBe(2);
+  });
+
+  it('groups edit: refuses nothing to change, a bad selector, an unknown group', async () => {
+    expect(await run('groups', 'edit', 'berlin')).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'podfleet: give --selector, --no-selector or --priority\n',
+    });
+    expect(await run('groups', 'edit', 'berlin', '--selector', 'site in (x')).toMatchObject({
+      code: 2,
+      stderr: "podfleet: 400 --selector: expected ',' or ')' at 11\n",
+    });
+    expect(await run('groups', 'edit', 'berlin', '--priority', 'high')).toMatchObject({
+      code: 2,
+      stderr: 'podfleet: --priority: must be a whole number, not high\n',
+    });
+    expect(await run('groups', 'edit', 'nosuch', '--priority', '1')).toMatchObject({
+      code: 1,
+      stderr: 'podfleet: 404 group nosuch not found\n',
+    });
+  });
+
+  it('pins ls: every pin, or by service and group or device', async () => {
+    const all = await run('pins', 'ls');
+    expect(all.stdout.split('\n')[0]).toMatch(/^ID\s+ON\s+SERVICE\s+IMAGE\s+CREATED$/);
+    expect(all.stdout).toMatch(new RegExp(`^\\S+\\s+group/lab\\s+web\\s+${digest('web').replace(/[.@]/g, '\\$&')}\\s`, 'm')); // prettier-ignore
+    expect(all.stdout).toMatch(/^\S+\s+device\/pi-1\s+api\s/m);
+    const byDevice = JSON.parse((await run('pins', 'ls', '--device', 'pi-1', '--json')).stdout);
+    expect(byDevice.map((pin: { service: string }) => pin.service)).toEqual(['api']);
+    const byService = JSON.parse((await run('pins', 'ls', '--service', 'web', '--json')).stdout);
+    expect(byService.map((pin: { group: string }) => pin.group)).toEqual(['lab']);
+    expect(await run('pins', 'ls', '--group', 'lab', '--device', 'pi-1')).toMatchObject({
+      code: 2,
+      stderr: 'podfleet: --group and --device: give one or neither\n',
+    });
+  });
+
+  it('pins rm: removes a pin by id; an unknown id is a 404', async () => {
+    const [pin] = JSON.parse((await run('pins', 'ls', '--device', 'pi-1', '--json')).stdout);
+    expect(await run('pins', 'rm', pin.id)).toEqual({
+      code: 0,
+      stdout: `removed pin ${pin.id}\n`,
+      stderr: '',
+    });
+    expect(await api.prisma.pin.count({ where: { id: pin.id } })).toBe(0);
+    expect((await run('pins', 'rm', pin.id)).code).toBe(1);
+  });
+
+  it('groups rm: refused while the group pins a service, done with --force', async () => {
+    expect(await run('groups', 'rm', 'lab')).toMatchObject({
+      code: 1,
+      stderr: 'podfleet: 409 group lab still pins web; remove them first or pass force=true\n',
+    });
+    expect(await run('groups', 'rm', 'lab', '--force')).toEqual({
+      code: 0,
+      stdout: 'deleted group lab\n',
+      stderr: '',
+    });
+    expect((await run('groups', 'rm', 'berlin')).stdout).toBe('deleted group berlin\n');
+    expect(await api.prisma.group.count()).toBe(0);
+  });
+});
