@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { CliError, EXIT, type CliIo } from './io.js';
 import { registerAssign } from './assign.js';
+import { registerAudit } from './audit.js';
 import { registerCompletion } from './completion.js';
 import { registerDevices } from './devices.js';
 import { registerEnroll } from './enroll.js';
@@ -45,6 +46,7 @@ export function buildProgram(io: CliIo): Command {
   registerPins(program, io);
   registerTokens(program, io);
   registerEvents(program, io);
+  registerAudit(program, io);
   registerQuarantine(program, io);
   registerRollout(program, io);
   registerDeviceCommands(program, io);

@@ -236,3 +236,62 @@ describe('podfleet groups edit|rm and pins ls|rm', () => {
     expect(await api.prisma.group.count()).toBe(0);
   });
 });
+
+describe('podfleet audit', () => {
+  let api: ApiHarness;
+  let connection: string[];
+
+  const run = (...argv: string[]) => runCliCaptured([...argv, ...connection]);
+
+  beforeAll(async () => {
+    api = await openApiHarness();
+    const url = await api.app.listen({ host: '127.0.0.1', port: 0 });
+    connection = ['--url', url, '--token', api.tokens.admin];
+    await api.prisma.device.create({ data: { id: 'pi-1', labels: {} } });
+    for (const rack of ['1', '2', '3']) await run('devices', 'label', 'pi-1', `rack=${rack}`);
+    await api.call('operator', 'POST', '/v1/groups', { name: 'berlin', selector: 'site=berlin' });
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  it('lists changes newest first, as a table', async () => {
+    const listed = await run('audit');
+    expect(listed.code).toBe(0);
+    const lines = listed.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^AT\s+ACTOR\s+ACTION\s+TARGET\s+DETAILS$/);
+    expect(lines.slice(1).map((line) => line.split(/\s+/).slice(1, 4))).toEqual([
+      ['ci-operator', 'group.create', 'group/berlin'],
+      ['ci-admin', 'device.label', 'device/pi-1'],
+      ['ci-admin', 'device.label', 'device/pi-1'],
+      ['ci-admin', 'device.label', 'device/pi-1'],
+    ]);
+    expect(lines[2]).toMatch(/\{"labels":\{"rack":"3"\}\}$/);
+  });
+
+  it('filters by actor, action and target, and pages to --limit', async () => {
+    const json = async (...argv: string[]) =>
+      JSON.parse((await run('audit', '--json', ...argv)).stdout) as { details: unknown }[];
+    expect(await json('--actor', 'ci-operator')).toHaveLength(1);
+    expect(await json('--action', 'group.create', '--target', 'group/berlin')).toHaveLength(1);
+    const newest = await json('--target', 'device/pi-1', '--limit', '2');
+    expect(newest.map((entry) => entry.details)).toEqual([
+      { labels: { rack: '3' } },
+      { labels: { rack: '2' } },
+    ]);
+    expect(await json('--since', '2999-01-01T00:00:00Z')).toEqual([]);
+  });
+
+  it('refuses a bad --since or --limit naming the flag, and a token below admin', async () => {
+    expect(await run('audit', '--since', 'yesterday')).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/^podfleet: .*--since/),
+    });
+    expect(await run('audit', '--limit', '0')).toMatchObject({
+      code: 2,
+      stderr: 'podfleet: --limit: must be at least 1, not 0\n',
+    });
+    const asViewer = await runCliCaptured(['audit', connection[0]!, connection[1]!, '--token', api.tokens.viewer]); // prettier-ignore
+    expect(asViewer).toMatchObject({ code: 1, stderr: 'podfleet: 403 needs role admin; token ci-viewer has viewer\n' }); // prettier-ignore
+  });
+});
