@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { clientFor, naming, withConnection, type ConnectionFlags } from './api-client.js';
 import type { CliIo } from './io.js';
 import { parseInteger } from './numbers.js';
+import { sinceTime } from './since.js';
 import { formatTable } from './table.js';
 
 interface AuditFlags extends ConnectionFlags {
@@ -22,15 +23,19 @@ export function registerAudit(program: Command, io: CliIo): void {
       .option('--actor <name>', 'only changes by this token (its name, e.g. admin or ci)')
       .option('--action <action>', 'only this action, e.g. device.label or rollout.start')
       .option('--target <target>', 'only this target, e.g. device/pi-17 or group/berlin')
-      .option('--since <time>', 'only changes at or after this ISO time')
+      .option(
+        '--since <time>',
+        'only changes at or after this time: how long ago (10m, 2h, 3d) or ISO',
+      )
       .option('--limit <n>', 'at most this many', '20')
       .option('--json', 'print the entries as JSON'),
   )
     .addHelpText('after', '\nExample:\n  podfleet audit --target group/berlin --limit 5')
     .action(async (flags: AuditFlags) => {
       const limit = parseInteger('--limit', flags.limit, 1);
+      const since = await sinceTime('--since', flags.since);
       const api = await clientFor(flags);
-      const { actor, action, target, since } = flags;
+      const { actor, action, target } = flags;
       const entries = await api.audit({ actor, action, target, since }, limit).catch(
         naming({
           'querystring.actor': '--actor',

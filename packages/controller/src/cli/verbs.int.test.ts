@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApiHarness, type ApiHarness } from '../http/route-testing.js';
 import { runCliCaptured } from './testing.js';
@@ -294,4 +295,75 @@ describe('podfleet audit', () => {
     const asViewer = await runCliCaptured(['audit', connection[0]!, connection[1]!, '--token', api.tokens.viewer]); // prettier-ignore
     expect(asViewer).toMatchObject({ code: 1, stderr: 'podfleet: 403 needs role admin; token ci-viewer has viewer\n' }); // prettier-ignore
   });
+});
+
+describe('--since takes how long ago as well as an ISO time', () => {
+  let api: ApiHarness;
+  let connection: string[];
+
+  const run = (...argv: string[]) => runCliCaptured([...argv, ...connection]);
+  const ago = (minutes: number) => new Date(Date.now() - minutes * 60_000);
+
+  beforeAll(async () => {
+    api = await openApiHarness();
+    const url = await api.app.listen({ host: '127.0.0.1', port: 0 });
+    connection = ['--url', url, '--token', api.tokens.admin];
+    await api.prisma.device.create({ data: { id: 'pi-1', labels: {} } });
+    // Received 5 minutes, 3 hours and 2 days ago.
+    await api.prisma.deviceEvent.createMany({
+      data: [5, 180, 2880].map((minutes, n) => ({
+        id: randomUUID(),
+        deviceId: 'pi-1',
+        type: 'apply',
+        at: ago(minutes),
+        receivedAt: ago(minutes),
+        payload: { type: 'apply', generation: n + 1, result: 'applied' },
+      })),
+    });
+    await api.prisma.auditEntry.createMany({
+      data: [5, 180].map((minutes) => ({
+        at: ago(minutes),
+        actor: 'ci',
+        action: 'device.label',
+        target: 'device/pi-1',
+        details: { minutes },
+      })),
+    });
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  const generations = async (...argv: string[]) => {
+    const listed = await run('events', '--json', ...argv);
+    expect(listed.stderr).toBe('');
+    return (JSON.parse(listed.stdout) as { payload: { generation: number } }[]).map(
+      (event) => event.payload.generation,
+    );
+  };
+
+  it('events --since 10m, 4h, 3d and ISO', async () => {
+    expect(await generations('--since', '10m')).toEqual([1]);
+    expect(await generations('--since', '4h')).toEqual([1, 2]);
+    expect(await generations('--since', '3d')).toEqual([1, 2, 3]);
+    expect(await generations('--since', ago(200).toISOString())).toEqual([1, 2]);
+  });
+
+  it('audit --since 1h', async () => {
+    const listed = JSON.parse((await run('audit', '--json', '--since', '1h')).stdout);
+    expect(listed.map((entry: { details: unknown }) => entry.details)).toEqual([{ minutes: 5 }]);
+  });
+
+  it.each([['events'], ['audit']])(
+    '%s refuses a --since that is no time, naming it',
+    async (verb) => {
+      for (const since of ['10', 'soon', '-5m', '10 parsecs']) {
+        expect(await run(verb, '--since', since)).toEqual({
+          code: 2,
+          stdout: '',
+          stderr: `podfleet: --since: not a time: ${JSON.stringify(since)} (give how long ago, e.g. 10m, 2h, 3d, or an ISO time, e.g. 2026-12-01T10:00:00Z)\n`,
+        });
+      }
+    },
+  );
 });
