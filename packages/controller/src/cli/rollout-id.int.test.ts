@@ -103,6 +103,14 @@ describe('rollout ids: unique prefixes and latest', () => {
     );
   });
 
+  it('rollout start of a mistyped service is a 404 naming the close one', async () => {
+    const run = await e.cli('rollout', 'start', 'wbe', V2, '--group', 'edge');
+    expect({ code: run.code, stderr: run.stderr }).toEqual({
+      code: 1,
+      stderr: 'podfleet: 404 service wbe not found (did you mean web?)\n',
+    });
+  });
+
   it('abort latest stops the newest rollout', async () => {
     expect(await stateOf('abort', 'latest', '--service', 'web')).toMatchObject({ id: second });
     const state = (await stateOf('status', second)).state;

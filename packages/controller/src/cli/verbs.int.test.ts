@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DeviceCommands } from '../commands/device-commands.js';
+import { commandRoutes } from '../commands/routes.js';
 import { openApiHarness, type ApiHarness } from '../http/route-testing.js';
+import { apiRoutes } from '../http/routes.js';
 import { runCliCaptured } from './testing.js';
 
 const WEB = 'registry.example/acme/web:1.8';
@@ -86,7 +89,7 @@ describe('podfleet verbs over the existing API', () => {
     expect(await run('devices', 'show', 'pi-9')).toEqual({
       code: 1,
       stdout: '',
-      stderr: 'podfleet: 404 device pi-9 not found\n',
+      stderr: 'podfleet: 404 device pi-9 not found (did you mean pi-1, pi-2?)\n',
     });
   });
 
@@ -366,4 +369,55 @@ describe('--since takes how long ago as well as an ISO time', () => {
       }
     },
   );
+});
+
+describe('a device or service that does not exist is a 404 naming the close ones', () => {
+  let api: ApiHarness;
+  let connection: string[];
+
+  const run = (...argv: string[]) => runCliCaptured([...argv, ...connection]);
+  const refused = async (argv: string[], stderr: string) =>
+    expect(await run(...argv)).toEqual({ code: 1, stdout: '', stderr });
+
+  beforeAll(async () => {
+    // Commands are answered by no device here: every case below is refused before one is sent.
+    api = await openApiHarness({ routes: [...apiRoutes(), commandRoutes({} as DeviceCommands)] });
+    const url = await api.app.listen({ host: '127.0.0.1', port: 0 });
+    connection = ['--url', url, '--token', api.tokens.admin];
+    const manifest = { services: [{ name: 'web', image: WEB }] };
+    await api.prisma.device.createMany({
+      data: ['sim-0031', 'sim-0032', 'sim-0131', 'gw-1'].map((id) => ({
+        id,
+        labels: {},
+        online: true,
+        desiredManifest: manifest,
+      })),
+    });
+    await api.call('admin', 'POST', '/v1/services', { spec: { name: 'web', image: WEB } });
+    await api.call('admin', 'POST', '/v1/groups', { name: 'edge', selector: 'tier=edge' });
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  it('devices show|label|rm: a mistyped device', async () => {
+    const near = 'podfleet: 404 device sim-0O31 not found (did you mean sim-0031, sim-0131, sim-0032?)\n'; // prettier-ignore
+    await refused(['devices', 'show', 'sim-0O31'], near);
+    await refused(['devices', 'label', 'sim-0O31', 'a=b'], near);
+    await refused(['devices', 'rm', 'sim-0O31'], near);
+    await refused(['devices', 'show', 'nothing-like-it'], 'podfleet: 404 device nothing-like-it not found\n'); // prettier-ignore
+  });
+
+  it('logs and restart: a mistyped device or a service the device does not have', async () => {
+    await refused(['logs', 'sim-003', 'web'], 'podfleet: 404 device sim-003 not found (did you mean sim-0031, sim-0032, sim-0131?)\n'); // prettier-ignore
+    await refused(['logs', 'sim-0031', 'wbe'], 'podfleet: 404 service wbe on device sim-0031 not found (did you mean web?)\n'); // prettier-ignore
+    await refused(['logs', 'sim-0031', 'nosuch'], 'podfleet: 404 service nosuch on device sim-0031 not found\n'); // prettier-ignore
+    await refused(['restart', 'gw-1', 'webb'], 'podfleet: 404 service webb on device gw-1 not found (did you mean web?)\n'); // prettier-ignore
+  });
+
+  it('assign and pin: a mistyped service', async () => {
+    await refused(['assign', 'edge', 'wbe'], 'podfleet: 404 service wbe not found (did you mean web?)\n'); // prettier-ignore
+    const digest = `registry.example/acme/web@sha256:${'f'.repeat(64)}`;
+    await refused(['pin', 'edge', 'weeb', digest], 'podfleet: 404 service weeb not found (did you mean web?)\n'); // prettier-ignore
+  });
 });
