@@ -6,6 +6,7 @@ import type { ServiceSpec } from '@podfleet/shared';
 import { ADMIN_TOKEN_FILE, DEFAULT_DATA_DIR } from '../serve/data-dir.js';
 import type { Role } from '../auth/roles.js';
 import type { DeviceView } from '../devices/schemas.js';
+import type { AuditEntryView } from '../audit/routes.js';
 import type { EventView } from '../events/list.js';
 import type { QuarantineView } from '../ingest/quarantine-routes.js';
 import type { AssignmentView, GroupView } from '../groups/schemas.js';
@@ -254,6 +255,14 @@ export class ApiClient {
   /** The newest `limit` events matching the filter, newest first. */
   events(filter: { device?: string; type?: string; since?: string }, limit: number) {
     return this.newest<EventView>('/v1/events', filter, limit);
+  }
+
+  /** The newest `limit` audit entries matching the filter, newest first (admin token). */
+  audit(
+    filter: { actor?: string; action?: string; target?: string; since?: string },
+    limit: number,
+  ) {
+    return this.newest<AuditEntryView>('/v1/audit', filter, limit);
   }
 
   /** The newest `limit` quarantined device messages, newest first. */

@@ -1,6 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { commandGroup } from './command-group.js';
 import { clientFor, naming, withConnection, type ConnectionFlags } from './api-client.js';
+import { registerDeviceVerbs } from './device-verbs.js';
 import { CliError, type CliIo } from './io.js';
 import { formatLabels, formatTable } from './table.js';
 
@@ -84,6 +85,8 @@ export function registerDevices(program: Command, io: CliIo): void {
         if (flags.json) io.stdout.write(`${JSON.stringify(added, null, 2)}\n`);
       },
     );
+
+  registerDeviceVerbs(devices, io);
 }
 
 /** `k=v,k2=v2` → labels; the controller checks each key and value. */

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { clientFor, naming, withConnection, type ConnectionFlags } from './api-client.js';
 import type { CliIo } from './io.js';
 import { parseInteger } from './numbers.js';
+import { sinceTime } from './since.js';
 import { formatTable } from './table.js';
 
 interface EventFlags extends ConnectionFlags {
@@ -21,16 +22,20 @@ export function registerEvents(program: Command, io: CliIo): void {
       )
       .option('--device <id>', 'only this device')
       .option('--type <type>', 'only this type (apply, auto-update, rollback, drift, error)')
-      .option('--since <time>', 'only events received at or after this ISO time')
+      .option(
+        '--since <time>',
+        'only events received at or after this time: how long ago (10m, 2h, 3d) or ISO',
+      )
       .option('--limit <n>', 'at most this many', '20')
       .option('--json', 'print the events as JSON'),
   )
     .addHelpText('after', '\nExample:\n  podfleet events --device pi-17 --type rollback --limit 5')
     .action(async (flags: EventFlags) => {
       const limit = parseInteger('--limit', flags.limit, 1);
+      const since = await sinceTime('--since', flags.since);
       const api = await clientFor(flags);
       const events = await api
-        .events({ device: flags.device, type: flags.type, since: flags.since }, limit)
+        .events({ device: flags.device, type: flags.type, since }, limit)
         .catch(
           naming({
             'querystring.device': '--device',

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { commandGroup } from './command-group.js';
 import { clientFor, naming, withConnection, type ConnectionFlags } from './api-client.js';
+import { registerGroupVerbs } from './group-verbs.js';
 import { parseInteger } from './numbers.js';
 import type { CliIo } from './io.js';
 import { formatTable } from './table.js';
@@ -87,4 +88,6 @@ export function registerGroups(program: Command, io: CliIo): void {
       ),
     );
   });
+
+  registerGroupVerbs(groups, io);
 }

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { CliError, EXIT, type CliIo } from './io.js';
 import { registerAssign } from './assign.js';
+import { registerAudit } from './audit.js';
 import { registerCompletion } from './completion.js';
 import { registerDevices } from './devices.js';
 import { registerEnroll } from './enroll.js';
@@ -8,6 +9,7 @@ import { registerEvents } from './events.js';
 import { registerQuarantine } from './quarantine.js';
 import { registerGroups } from './groups.js';
 import { registerPin } from './pin.js';
+import { registerPins } from './pins.js';
 import { registerRender } from './render.js';
 import { registerServices } from './services.js';
 import { registerTokens } from './tokens.js';
@@ -41,8 +43,10 @@ export function buildProgram(io: CliIo): Command {
   registerServices(program, io);
   registerAssign(program, io);
   registerPin(program, io);
+  registerPins(program, io);
   registerTokens(program, io);
   registerEvents(program, io);
+  registerAudit(program, io);
   registerQuarantine(program, io);
   registerRollout(program, io);
   registerDeviceCommands(program, io);

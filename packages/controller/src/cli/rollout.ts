@@ -13,6 +13,7 @@ import {
 } from './api-client.js';
 import { CliError, EXIT, type CliIo } from './io.js';
 import { parseInteger } from './numbers.js';
+import { resolveRolloutId } from './rollout-id.js';
 import { renderRollout } from './rollout-view.js';
 import { watch } from './rollout-watch.js';
 import { formatTable } from './table.js';
@@ -74,6 +75,9 @@ function namingRefusal(flags: SpecFlags, args: Args) {
     throw new ApiError(error.status, rename(error.reason), error.issues.map(rename));
   };
 }
+
+const ROLLOUT_ID = 'a rollout id, its first 4+ hex digits, or latest';
+const LATEST_OF = 'with latest: the newest rollout of this service';
 
 function specOptions(command: Command): Command {
   return withConnection(command)
@@ -154,6 +158,7 @@ interface StatusFlags extends ConnectionFlags {
   devices?: boolean;
   state?: string;
   batch?: string;
+  service?: string;
 }
 
 /** Filters of the device listing, refused without it rather than ignored. */
@@ -234,7 +239,8 @@ export function registerRollout(program: Command, io: CliIo): void {
       );
     });
 
-  withConnection(rollout.command('status').argument('<id>'))
+  withConnection(rollout.command('status').argument('<id>', ROLLOUT_ID))
+    .option('--service <name>', LATEST_OF)
     .description('a rollout per batch, with its failures; --devices lists its devices')
     .option('--json', 'the whole status as JSON')
     .option('--devices', 'list the rollout’s devices (all pages), each with its state')
@@ -243,7 +249,7 @@ export function registerRollout(program: Command, io: CliIo): void {
     .action(async (id: string, flags: StatusFlags) => {
       checkStatusFilters(flags);
       const api = await client(flags);
-      const path = `/v1/rollouts/${encodeURIComponent(id)}`;
+      const path = `/v1/rollouts/${await resolveRolloutId(api, id, flags.service)}`;
       if (flags.devices) {
         const devices = await api
           .all<RolloutDeviceStatus>(`${path}/devices`, { state: flags.state, batch: flags.batch })
@@ -268,14 +274,16 @@ export function registerRollout(program: Command, io: CliIo): void {
       io.stdout.write(flags.json ? `${JSON.stringify(status)}\n` : renderRollout(status));
     });
 
-  withConnection(rollout.command('watch').argument('<id>'))
+  withConnection(rollout.command('watch').argument('<id>', ROLLOUT_ID))
+    .option('--service <name>', LATEST_OF)
     .description(
       'follow a rollout live; exits 0 when it succeeds, 1 when it fails, is aborted or rolled back',
     )
     .option('--json', 'one status JSON per line, as it changes')
-    .action(async (id: string, flags: ConnectionFlags & { json?: boolean }) =>
-      watch(await client(flags), id, io, Boolean(flags.json)),
-    );
+    .action(async (id: string, flags: ConnectionFlags & { json?: boolean; service?: string }) => {
+      const api = await client(flags);
+      return watch(api, await resolveRolloutId(api, id, flags.service), io, Boolean(flags.json));
+    });
 
   for (const action of ['pause', 'resume', 'approve', 'abort'] as const) {
     const what = {
@@ -285,13 +293,17 @@ export function registerRollout(program: Command, io: CliIo): void {
         'let the batch an approval holds start (strategy.policy.approval, --approve-after-canary)',
       abort: 'stop; with autoRollback, return updated devices to their previous image',
     };
-    withConnection(rollout.command(action).argument('<id>'))
+    withConnection(rollout.command(action).argument('<id>', ROLLOUT_ID))
       .description(what[action])
+      .option('--service <name>', LATEST_OF)
       .option('--json', 'the status as JSON')
-      .action(async (id: string, flags: ConnectionFlags & { json?: boolean }) => {
-        const status = await (
-          await client(flags)
-        ).request<RolloutStatus>('POST', `/v1/rollouts/${encodeURIComponent(id)}/${action}`);
+      .action(async (id: string, flags: ConnectionFlags & { json?: boolean; service?: string }) => {
+        const api = await client(flags);
+        const resolved = await resolveRolloutId(api, id, flags.service);
+        const status = await api.request<RolloutStatus>(
+          'POST',
+          `/v1/rollouts/${resolved}/${action}`,
+        );
         io.stdout.write(
           flags.json
             ? `${JSON.stringify(status)}\n`

@@ -4,8 +4,10 @@ import { z } from 'zod';
 import { CommandResult, DeviceId, MAX_LOG_LINES } from '@podfleet/shared';
 import { callerOf } from '../auth/plugin.js';
 import type { RoutePlugin } from '../http/app.js';
-import { HttpError, conflict, notFound } from '../http/errors.js';
+import { HttpError, conflict } from '../http/errors.js';
 import { CommandTimeout, type DeviceCommands } from './device-commands.js';
+import { unknownDevice } from '../devices/unknown-device.js';
+import { notFoundNear } from '../http/close-names.js';
 
 const ServiceName = z
   .string()
@@ -26,6 +28,22 @@ const CommandBody = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('restart'), service: ServiceName }),
 ]);
 
+/**
+ * The services a device has: those its manifest asks for and those it last reported (one being
+ * removed still runs). A command for any other would only come back as the agent's error.
+ */
+function servicesOf(device: { desiredManifest: unknown; lastState: unknown }): Set<string> {
+  const names = new Set<string>();
+  for (const source of [device.desiredManifest, device.lastState]) {
+    const services = (source as { services?: unknown } | null)?.services;
+    if (!Array.isArray(services)) continue;
+    for (const service of services as { name?: unknown }[]) {
+      if (typeof service?.name === 'string') names.add(service.name);
+    }
+  }
+  return names;
+}
+
 /** `POST /v1/devices/:id/commands`: auto-update now (or dry run), a service's logs, a restart. */
 export function commandRoutes(commands: DeviceCommands): RoutePlugin {
   return (app: FastifyInstance) => {
@@ -44,11 +62,18 @@ export function commandRoutes(commands: DeviceCommands): RoutePlugin {
       },
       async (request) => {
         const { id } = request.params;
-        const device = await app.deps.db.prisma.device.findUnique({
+        const prisma = app.deps.db.prisma;
+        const device = await prisma.device.findUnique({
           where: { id },
-          select: { online: true },
+          select: { online: true, desiredManifest: true, lastState: true },
         });
-        if (!device) throw notFound(`device ${id}`);
+        if (!device) throw await unknownDevice(prisma, id);
+        if (request.body.type !== 'auto-update') {
+          const known = servicesOf(device);
+          const { service } = request.body;
+          if (!known.has(service))
+            throw notFoundNear(`service ${service} on device ${id}`, known, service);
+        }
         if (!device.online) throw conflict(`device ${id} is offline`);
         const { retry, ...rest } =
           request.body.type === 'auto-update'

@@ -1,5 +1,5 @@
 import type { Transaction } from '../audit/change.js';
-import { notFound } from '../http/errors.js';
+import { unknownDevice } from './unknown-device.js';
 
 /** A JSON merge patch of labels (RFC 7396): a value sets a label, null removes it. */
 export type LabelPatch = Record<string, string | null>;
@@ -36,5 +36,5 @@ export async function patchLabels(
 export async function lockDevice(tx: Transaction, id: string): Promise<void> {
   const rows = await tx.$queryRaw<{ id: string }[]>`
     SELECT id FROM devices WHERE id = ${id} FOR NO KEY UPDATE`;
-  if (rows.length === 0) throw notFound(`device ${id}`);
+  if (rows.length === 0) throw await unknownDevice(tx, id);
 }

@@ -21,6 +21,7 @@ import {
 import { patchLabels } from './device-rows.js';
 import { selectorCondition } from './selector-sql.js';
 import { deviceView, labelsOf } from './view.js';
+import { unknownDevice } from './unknown-device.js';
 
 const Cursor = z.tuple([z.string()]);
 
@@ -132,7 +133,7 @@ export function deviceRoutes(app: FastifyInstance): void {
       const { id } = request.params;
       const patch = request.body.labels;
       await commitChange(request, async (tx) => {
-        if (!(await patchLabels(tx, id, patch))) throw notFound(`device ${id}`);
+        if (!(await patchLabels(tx, id, patch))) throw await unknownDevice(tx, id);
         return {
           result: undefined,
           audit: { action: 'device.label', target: `device/${id}`, details: { labels: patch } },
@@ -158,7 +159,7 @@ export function deviceRoutes(app: FastifyInstance): void {
       const { id } = request.params;
       await commitChange(request, async (tx) => {
         const { count } = await tx.device.deleteMany({ where: { id } });
-        if (count === 0) throw notFound(`device ${id}`);
+        if (count === 0) throw await unknownDevice(tx, id);
         // Its broker account goes in the same transaction: no deleted device keeps working.
         await revokeCredentials(request.server, id, tx);
         return {
@@ -190,7 +191,7 @@ export function deviceRoutes(app: FastifyInstance): void {
         where: { id },
         select: { desiredGeneration: true, appliedGeneration: true, desiredManifest: true },
       });
-      if (!device) throw notFound(`device ${id}`);
+      if (!device) throw await unknownDevice(prisma(), id);
       const explanation = await app.deps.fleet.explain(id);
       return {
         device: id,
@@ -217,7 +218,7 @@ export function deviceRoutes(app: FastifyInstance): void {
     async (request) => {
       const { id } = request.params;
       const known = await prisma().device.count({ where: { id } });
-      if (known === 0) throw notFound(`device ${id}`);
+      if (known === 0) throw await unknownDevice(prisma(), id);
       return listEvents(prisma(), { ...request.query, device: id });
     },
   );
@@ -225,7 +226,7 @@ export function deviceRoutes(app: FastifyInstance): void {
 
 async function deviceDetail(prisma: PrismaClient, id: string): Promise<DeviceDetailView> {
   const device = await prisma.device.findUnique({ where: { id }, include: { pins: true } });
-  if (!device) throw notFound(`device ${id}`);
+  if (!device) throw await unknownDevice(prisma, id);
   const groups = await groupsOfDevice(prisma, { id, labels: labelsOf(device) });
   return {
     ...deviceView(device),

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { commitChange } from '../audit/change.js';
 import { notFound } from '../http/errors.js';
+import { unknownService } from '../services/unknown-service.js';
 import { lockGroup, requireGroup } from './view.js';
 import { AssignmentParams, AssignmentView, AssignRevision } from './schemas.js';
 
@@ -34,11 +35,8 @@ export function assignmentRoutes(app: FastifyInstance): void {
           select: { revision: true },
         });
         if (!revision) {
-          throw notFound(
-            request.body.revision === undefined
-              ? `service ${service}`
-              : `service ${service} revision ${request.body.revision}`,
-          );
+          if (request.body.revision === undefined) throw await unknownService(tx, service);
+          throw notFound(`service ${service} revision ${request.body.revision}`);
         }
         const key = { groupName: name, serviceName: service };
         const previous = await tx.assignment.findUnique({ where: { groupName_serviceName: key } });

@@ -8,6 +8,7 @@ import { lockGroup } from '../groups/view.js';
 import { notFound } from '../http/errors.js';
 import { cutPage, decodeCursor, pageOf } from '../http/pages.js';
 import { PinParams, PinQuery, PinView, SetPin } from './schemas.js';
+import { unknownService } from '../services/unknown-service.js';
 
 const Cursor = z.tuple([z.iso.datetime(), z.uuid()]);
 
@@ -36,7 +37,7 @@ export function pinRoutes(app: FastifyInstance): void {
         if (group !== undefined) await lockGroup(tx, group);
         if (device !== undefined) await lockDevice(tx, device);
         if (!(await tx.service.count({ where: { name: service } }))) {
-          throw notFound(`service ${service}`);
+          throw await unknownService(tx, service);
         }
         const previous = await tx.pin.findFirst({ where: { ...owner, serviceName: service } });
         const pin = previous

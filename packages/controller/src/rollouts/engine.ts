@@ -31,6 +31,7 @@ import {
 } from './progress.js';
 import { FINISHED, type RolloutDeviceStatus, type RolloutStatus } from './status.js';
 import { readDevices, readStatus, type DeviceListQuery } from './status-query.js';
+import { unknownService } from '../services/unknown-service.js';
 
 export interface EngineOptions {
   db: Database;
@@ -95,7 +96,7 @@ export class RolloutEngine {
       targetImage = revision.image;
     }
     if (!(await prisma.service.findUnique({ where: { name: spec.service } })))
-      throw notFound(`service ${spec.service}`);
+      throw await unknownService(prisma, spec.service);
     const resolve = this.options.resolveImage;
     if (resolve && !parseImageReference(targetImage!)?.digest) {
       // Once, before anything is written: a tag that does not resolve changes no device.

@@ -18,6 +18,7 @@ import {
   ServiceParams,
   ServiceSummary,
 } from './schemas.js';
+import { unknownService } from './unknown-service.js';
 
 const NameCursor = z.tuple([z.string()]);
 const RevisionCursor = z.tuple([z.number().int()]);
@@ -153,7 +154,7 @@ export function serviceRoutes(app: FastifyInstance): void {
           pins: { orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] },
         },
       });
-      if (!service) throw notFound(`service ${name}`);
+      if (!service) throw await unknownService(prisma(), name);
       const assignments = await prisma().assignment.findMany({
         where: { serviceName: name },
         orderBy: { groupName: 'asc' },
@@ -190,7 +191,7 @@ export function serviceRoutes(app: FastifyInstance): void {
       const { name } = request.params;
       const { limit, cursor } = request.query;
       const known = await prisma().service.count({ where: { name } });
-      if (known === 0) throw notFound(`service ${name}`);
+      if (known === 0) throw await unknownService(prisma(), name);
       const before = cursor === undefined ? undefined : decodeCursor(cursor, RevisionCursor)[0];
       const rows = await prisma().serviceRevision.findMany({
         where: { serviceName: name, ...(before === undefined ? {} : { revision: { lt: before } }) },
