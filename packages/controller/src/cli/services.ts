@@ -4,6 +4,7 @@ import { clientFor, naming, withConnection, type ConnectionFlags } from './api-c
 import type { CliIo } from './io.js';
 import { readServiceSpecs } from './spec-file.js';
 import { formatTable } from './table.js';
+import type { RunningVersion } from '../compliance/versions.js';
 
 interface ApplyFlags extends ConnectionFlags {
   file: string;
@@ -66,7 +67,7 @@ export function registerServices(program: Command, io: CliIo): void {
   withConnection(
     services
       .command('ls')
-      .description('list services with their latest revision')
+      .description('list services with their latest revision and how many devices run which image')
       .option('--json', 'print the services as JSON'),
   ).action(async (flags: ConnectionFlags & { json?: boolean }) => {
     const list = await (await clientFor(flags)).services();
@@ -76,9 +77,28 @@ export function registerServices(program: Command, io: CliIo): void {
     }
     io.stdout.write(
       formatTable(
-        ['NAME', 'REVISION', 'IMAGE'],
-        list.map((s) => [s.name, String(s.latest?.revision ?? '-'), s.latest?.image ?? '-']),
+        ['NAME', 'REVISION', 'IMAGE', 'RUNNING'],
+        list.map((s) => [
+          s.name,
+          String(s.latest?.revision ?? '-'),
+          s.latest?.image ?? '-',
+          runningText(s.running),
+        ]),
       ),
     );
   });
+}
+
+/**
+ * The version distribution: `3 × web:1.8 (3f2a9c1b04d2), 1 × web:1.4 (77ab01de9a10)`, most devices
+ * first; the short local image id (as podman shows it) tells apart two digests the devices run under one tag.
+ */
+export function runningText(running: readonly RunningVersion[]): string {
+  if (running.length === 0) return '-';
+  return running
+    .map(
+      (v) =>
+        `${v.devices} × ${v.image}${v.imageId ? ` (${v.imageId.replace(/^sha256:/, '').slice(0, 12)})` : ''}`,
+    )
+    .join(', ');
 }

@@ -2,14 +2,9 @@ import { z } from 'zod';
 import type { FailureReason, ServiceHealth } from '@podfleet/shared';
 import { failureOf } from '../rollouts/observations.js';
 
-/**
- * What a device is, measured against its desired manifest (docs/decisions/012-compliance.md).
- * Declared once: the type, the API's filter and every count derive from it. Worst first, so the
- * overall state of a device is its services' state that comes first here.
- */
-export const COMPLIANCE_STATES = [
-  'offline', 'unknown', 'failed', 'rolled-back', 'drifted', 'updating', 'in-sync',
-] as const; // prettier-ignore
+import { COMPLIANCE_STATES } from './states.js';
+
+export { COMPLIANCE_STATES } from './states.js';
 export const ComplianceState = z.enum(COMPLIANCE_STATES);
 export type ComplianceState = z.infer<typeof ComplianceState>;
 

@@ -1,3 +1,4 @@
+import { runningVersions } from '../compliance/versions.js';
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -101,7 +102,7 @@ export function serviceRoutes(app: FastifyInstance): void {
       config: { role: 'viewer' },
       schema: {
         tags: ['services'],
-        summary: 'Services by name, with their latest revision',
+        summary: 'Services by name, with their latest revision and how many devices run which image',
         querystring: ServiceListQuery,
         response: { 200: pageOf(ServiceSummary) },
       },
@@ -115,6 +116,10 @@ export function serviceRoutes(app: FastifyInstance): void {
         take: limit + 1,
         include: { revisions: { orderBy: { revision: 'desc' }, take: 1 } },
       });
+      const versions = await runningVersions(
+        prisma(),
+        rows.slice(0, limit).map((row) => row.name),
+      );
       return cutPage(
         rows,
         limit,
@@ -127,6 +132,7 @@ export function serviceRoutes(app: FastifyInstance): void {
             latest: latest
               ? { revision: latest.revision, image: latest.image, createdAt: latest.createdAt }
               : null,
+            running: versions.get(row.name) ?? [],
           };
         },
       );
