@@ -90,15 +90,15 @@ export function registerServices(program: Command, io: CliIo): void {
 }
 
 /**
- * The version distribution: `3 × web:1.8 (3f2a9c1b04d2), 1 × web:1.4 (77ab01de9a10)`, most devices
- * first; the short local image id (as podman shows it) tells apart two digests the devices run under one tag.
+ * The version distribution: `2 × web:1.8, 1 × web:1.4`, most devices first; `(2 image ids)` when
+ * devices run different images under one reference (a tag that moved); --json lists them.
  */
 export function runningText(running: readonly RunningVersion[]): string {
   if (running.length === 0) return '-';
   return running
-    .map(
-      (v) =>
-        `${v.devices} × ${v.image}${v.imageId ? ` (${v.imageId.replace(/^sha256:/, '').slice(0, 12)})` : ''}`,
-    )
+    .map((v) => {
+      const ids = v.imageIds.filter((entry) => entry.imageId !== null).length;
+      return `${v.devices} × ${v.image}${ids > 1 ? ` (${ids} image ids)` : ''}`;
+    })
     .join(', ');
 }

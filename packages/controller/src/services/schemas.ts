@@ -51,7 +51,11 @@ export const ServiceSummary = z.object({
   latest: LatestRevision.nullable(),
   /** How many devices run it under which image (compliance/versions.ts), most devices first. */
   running: z.array(
-    z.object({ image: z.string(), imageId: z.string().nullable(), devices: z.number().int() }),
+    z.object({
+      image: z.string(),
+      devices: z.number().int(),
+      imageIds: z.array(z.object({ imageId: z.string().nullable(), devices: z.number().int() })),
+    }),
   ),
 });
 export type ServiceSummary = z.input<typeof ServiceSummary>;
