@@ -78,13 +78,17 @@ async function median(what, work) {
     times.push(performance.now() - t);
   }
   times.sort((a, b) => a - b);
-  console.log(`${what}: median ${times[RUNS >> 1].toFixed(0)} ms (min ${times[0].toFixed(0)}, max ${times.at(-1).toFixed(0)})`);
+  console.log(
+    `${what}: median ${times[RUNS >> 1].toFixed(0)} ms (min ${times[0].toFixed(0)}, max ${times.at(-1).toFixed(0)})`,
+  );
   return last;
 }
 
 const api = await openApiHarness();
 try {
-  console.log(`compliance listing: ${N} devices, ${cpus().length} cores (${cpus()[0].model}), Node ${process.version}; ${new Date().toISOString()}`);
+  console.log(
+    `compliance listing: ${N} devices, ${cpus().length} cores (${cpus()[0].model}), Node ${process.version}; ${new Date().toISOString()}`,
+  );
   const url = await api.app.listen({ host: '127.0.0.1', port: 0 });
   const ids = Array.from({ length: N }, (_, i) => `bench-${String(i).padStart(5, '0')}`);
   const failed = new Set(ids.filter((_, i) => i % 100 === 31));
@@ -102,18 +106,25 @@ try {
     if (!response.ok) throw new Error(`${path}: ${response.status}`);
     return response.json();
   };
-  const cli = (...argv) => async () => {
-    const run = await runCliCaptured([...argv, '--url', url, '--token', api.tokens.viewer]);
-    if (run.code !== 0) throw new Error(`${argv.join(' ')}: ${run.stderr}`);
-    return run.stdout;
-  };
+  const cli =
+    (...argv) =>
+    async () => {
+      const run = await runCliCaptured([...argv, '--url', url, '--token', api.tokens.viewer]);
+      if (run.code !== 0) throw new Error(`${argv.join(' ')}: ${run.stderr}`);
+      return run.stdout;
+    };
   await median('GET /v1/devices (first page of 50)', get('/v1/devices'));
   await median('GET /v1/devices?limit=500', get('/v1/devices?limit=500'));
   const found = await median(`GET /v1/devices?compliance=failed&limit=500 (scans ${N})`, get('/v1/devices?compliance=failed&limit=500')); // prettier-ignore
-  if (found.items.length !== failed.size) throw new Error(`found ${found.items.length} failed, expected ${failed.size}`);
+  if (found.items.length !== failed.size)
+    throw new Error(`found ${found.items.length} failed, expected ${failed.size}`);
   const listed = await median(`podfleet devices ls (all ${N}, pages of 500)`, cli('devices', 'ls'));
-  if (listed.trimEnd().split('\n').length !== N + 1) throw new Error('devices ls: not every device');
-  await median('podfleet devices ls --compliance failed', cli('devices', 'ls', '--compliance', 'failed'));
+  if (listed.trimEnd().split('\n').length !== N + 1)
+    throw new Error('devices ls: not every device');
+  await median(
+    'podfleet devices ls --compliance failed',
+    cli('devices', 'ls', '--compliance', 'failed'),
+  );
   const services = await median('podfleet services ls', cli('services', 'ls'));
   console.log(services.trimEnd());
 } finally {

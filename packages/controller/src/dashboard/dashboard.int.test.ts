@@ -289,7 +289,7 @@ describe('dashboard in headless Chromium', () => {
       .filter({ hasText: device });
     await row.waitFor();
     const cells = await row.locator('td').allTextContents();
-    expect(cells.slice(2)).toEqual([
+    expect(cells.slice(3)).toEqual([
       `note=${MARKUP}`,
       `${MARKUP} service`,
       '\\x1b[2J257\\u009b',

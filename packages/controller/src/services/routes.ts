@@ -102,7 +102,8 @@ export function serviceRoutes(app: FastifyInstance): void {
       config: { role: 'viewer' },
       schema: {
         tags: ['services'],
-        summary: 'Services by name, with their latest revision and how many devices run which image',
+        summary:
+          'Services by name, with their latest revision and how many devices run which image',
         querystring: ServiceListQuery,
         response: { 200: pageOf(ServiceSummary) },
       },
