@@ -103,4 +103,17 @@ describe('compliance after a rollout that succeeded with an accepted failure', (
     expect(stdout).toContain('state succeeded with 1 failed device accepted');
     expect(stdout).toMatch(new RegExp(`  ${failedId}: .*\\(accepted\\)\\n`));
   });
+
+  it('lists each device of the rollout with its compliance now', async () => {
+    const { stdout } = await mustRun(
+      e.cli('rollout', 'status', rollout, '--devices'),
+      'rollout status --devices',
+    );
+    const lines = stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^DEVICE +BATCH +STATE +COMPLIANCE +ONLINE +IMAGE +REASON$/);
+    expect(lines.find((line) => line.startsWith(failedId))).toMatch(/ failed +failed +yes /);
+    for (const id of ids.filter((other) => other !== failedId)) {
+      expect(lines.find((line) => line.startsWith(id))).toMatch(/ succeeded +in-sync +yes /);
+    }
+  });
 });
