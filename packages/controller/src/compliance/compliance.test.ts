@@ -50,6 +50,13 @@ describe('computeCompliance', () => {
     ]);
   });
 
+  it('is in-sync from an agent before 0.2: ready, without health or image id', () => {
+    const old = { name: 'web', image: WEB_18, ready: true };
+    expect(computeCompliance(device({ reported: { generation: 3, services: [old] } })).state).toBe(
+      'in-sync',
+    );
+  });
+
   it('is not in-sync when the generation is applied but an older image runs', () => {
     const result = computeCompliance(
       device({ reported: { generation: 3, services: [running(WEB_14)] } }),

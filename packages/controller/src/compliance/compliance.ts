@@ -61,8 +61,7 @@ export interface ComplianceInput {
 /**
  * A device's compliance per service and overall, from the desired manifest against what the
  * device reports: a service is in-sync only when the device applied the manifest, runs its
- * service under exactly the image reference the manifest names, has a container for it, and
- * says it is ready. An applied generation alone proves nothing: an agent that failed an apply
+ * service under exactly the image reference the manifest names, and says it is ready. An applied generation alone proves nothing: an agent that failed an apply
  * and rolled back reports the generation with the previous image.
  */
 export function computeCompliance(input: ComplianceInput): DeviceCompliance {
@@ -107,7 +106,9 @@ function serviceCompliance(
   const runsDesired = seen !== undefined && seen.image === spec.image;
   // An auto-update rollback keeps the reference (a tag) and runs the digest it had before.
   const rejectedDesired = seen?.rejected?.image === spec.image;
-  if (applied && runsDesired && !rejectedDesired && seen.imageId !== undefined && seen.ready) {
+  // `ready` already means the unit active and its container running (the agent's judgeService);
+  // agents before 0.2 send neither health nor, always, an image id.
+  if (applied && runsDesired && !rejectedDesired && seen.ready) {
     return { ...base, state: 'in-sync' };
   }
   const failure = lastApplyFailure(events, spec.name);
@@ -128,7 +129,7 @@ function healthState(
   const withJournal = seen.journal?.length ? { journal: seen.journal } : {};
   switch (health) {
     case 'starting':
-    case 'ready': // ready without a container: the report is between two looks
+    case 'ready': // health ready, `ready` false: a report between two looks
       return { ...base, state: 'updating' };
     case 'crash-looping':
     case 'failed':
