@@ -4,7 +4,8 @@
 // (every page) and `podfleet services ls` (the version distribution), median of 5 runs each.
 // 10,000 devices written straight into a scratch database, each with a manifest, a state report
 // and three events, as a fleet after three rollouts would have; 1% failed the last one.
-// Run: npm run bench -- compliance   BENCH_DEVICES (default 10000).
+// Run: npm run bench -- compliance   BENCH_DEVICES (default 10000), BENCH_OTHER_EVENTS (error
+// events per device besides the applies, default 0: compliance reads only applies and rollbacks).
 import { randomUUID } from 'node:crypto';
 import { cpus } from 'node:os';
 
@@ -14,6 +15,7 @@ const N = Number(process.env.BENCH_DEVICES ?? 10_000);
 const V14 = 'registry.example/acme/web:1.4';
 const V18 = 'registry.example/acme/web:1.8';
 const RUNS = 5;
+const OTHER_EVENTS = Number(process.env.BENCH_OTHER_EVENTS ?? 0);
 
 const service = (image, failed) => ({
   name: 'web',
@@ -66,7 +68,19 @@ function eventsOf(id, failed) {
       ...(result === 'failed' ? { failure: { reason: 'start-timeout', journal: [] } } : {}),
     },
   });
-  return [apply(1, 'applied'), apply(2, 'applied'), apply(3, failed ? 'failed' : 'applied')];
+  const other = Array.from({ length: OTHER_EVENTS }, () => ({
+    id: randomUUID(),
+    deviceId: id,
+    type: 'error',
+    at,
+    payload: { type: 'error', message: 'web: connection refused', generation: 3 },
+  }));
+  return [
+    apply(1, 'applied'),
+    apply(2, 'applied'),
+    apply(3, failed ? 'failed' : 'applied'),
+    ...other,
+  ];
 }
 
 async function median(what, work) {
@@ -87,13 +101,13 @@ async function median(what, work) {
 const api = await openApiHarness();
 try {
   console.log(
-    `compliance listing: ${N} devices, ${cpus().length} cores (${cpus()[0].model}), Node ${process.version}; ${new Date().toISOString()}`,
+    `compliance listing: ${N} devices, ${3 + OTHER_EVENTS} events each, ${cpus().length} cores (${cpus()[0].model}), Node ${process.version}; ${new Date().toISOString()}`,
   );
   const url = await api.app.listen({ host: '127.0.0.1', port: 0 });
   const ids = Array.from({ length: N }, (_, i) => `bench-${String(i).padStart(5, '0')}`);
   const failed = new Set(ids.filter((_, i) => i % 100 === 31));
-  for (let i = 0; i < N; i += 2000) {
-    const chunk = ids.slice(i, i + 2000);
+  for (let i = 0; i < N; i += 1000) {
+    const chunk = ids.slice(i, i + 1000);
     await api.prisma.device.createMany({ data: chunk.map((id) => deviceRow(id, failed.has(id))) });
     await api.prisma.deviceEvent.createMany({
       data: chunk.flatMap((id) => eventsOf(id, failed.has(id))),
