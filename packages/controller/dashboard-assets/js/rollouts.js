@@ -82,6 +82,11 @@ function rolloutView({ summary, status, happenings, approval }, selected) {
       {},
       h('h3', { id: headingId }, `${summary.service} → `, h('code', {}, summary.targetImage)),
       h('span', { class: `state state-${state}` }, state.replace('_', ' ')),
+      // A success with failed devices leaves them on the old image: said, never hidden.
+      state === 'succeeded' &&
+        status &&
+        status.counts.failed > 0 &&
+        h('span', { class: 'tag warn' }, `${status.counts.failed} failed, accepted`),
     ),
     h(
       'p',

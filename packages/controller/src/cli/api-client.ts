@@ -192,7 +192,12 @@ export class ApiClient {
     return items;
   }
 
-  devices(filter: { selector?: string; group?: string; online?: boolean }) {
+  devices(filter: {
+    selector?: string;
+    group?: string;
+    online?: boolean;
+    compliance?: string | undefined;
+  }) {
     return this.all<DeviceView>('/v1/devices', filter);
   }
 

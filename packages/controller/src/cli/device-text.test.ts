@@ -85,8 +85,8 @@ describe('device text as the CLI prints it', () => {
   it('rollout status --devices: the reason stays in its cell', async () => {
     const run = await runCliCaptured(['rollout', 'status', rolloutId, '--devices', ...connection]);
     expect(run.stdout.split('\n')).toEqual([
-      'DEVICE  BATCH  STATE   ONLINE  IMAGE              REASON',
-      `pi-1    0      failed  yes     r/web:1 → r/web:2  ${SHOWN}`,
+      'DEVICE  BATCH  STATE   COMPLIANCE  ONLINE  IMAGE              REASON',
+      `pi-1    0      failed  -           yes     r/web:1 → r/web:2  ${SHOWN}`,
       '',
     ]);
   });

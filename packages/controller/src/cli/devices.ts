@@ -1,15 +1,24 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { commandGroup } from './command-group.js';
-import { clientFor, naming, withConnection, type ConnectionFlags } from './api-client.js';
+import type { DeviceView } from '../devices/schemas.js';
+import {
+  clientFor,
+  naming,
+  withConnection,
+  type ConnectionFlags,
+  type Json,
+} from './api-client.js';
 import { registerDeviceVerbs } from './device-verbs.js';
 import { CliError, type CliIo } from './io.js';
 import { formatLabels, formatTable } from './table.js';
+import { COMPLIANCE_STATES } from '../compliance/states.js';
 
 interface ListFlags extends ConnectionFlags {
   selector?: string;
   group?: string;
   online?: boolean;
   offline?: boolean;
+  compliance?: string;
   json?: boolean;
 }
 
@@ -23,11 +32,17 @@ export function registerDevices(program: Command, io: CliIo): void {
       .option('--group <group>', 'devices in this group (listed or matching its selector)')
       .option('--online', 'only devices that are online')
       .option('--offline', 'only devices that are offline')
+      .option(
+        '--compliance <state>',
+        `only devices whose overall compliance is this: ${COMPLIANCE_STATES.join(', ')}`,
+      )
       .option('--json', 'print the devices as JSON'),
   )
     .addHelpText(
       'after',
-      "\nExamples:\n  podfleet devices ls --selector 'site=berlin,!canary'\n  podfleet devices ls --group edge --offline --json",
+      "\nExamples:\n  podfleet devices ls --selector 'site=berlin,!canary'\n  podfleet devices ls --group edge --offline --json\n  podfleet devices ls --compliance failed" +
+        '\n\nCOMPLIANCE compares what the device reports with its desired manifest: in-sync runs' +
+        '\nexactly the desired image, ready (docs/decisions/012-compliance.md).',
     )
     .action(async (flags: ListFlags) => {
       if (flags.online && flags.offline) {
@@ -36,18 +51,30 @@ export function registerDevices(program: Command, io: CliIo): void {
       const api = await clientFor(flags);
       const online = flags.online ? true : flags.offline ? false : undefined;
       const list = await api
-        .devices({ selector: flags.selector, group: flags.group, online })
-        .catch(naming({ 'querystring.selector': '--selector', 'querystring.group': '--group' }));
+        .devices({
+          selector: flags.selector,
+          group: flags.group,
+          online,
+          compliance: flags.compliance,
+        })
+        .catch(
+          naming({
+            'querystring.selector': '--selector',
+            'querystring.group': '--group',
+            'querystring.compliance': '--compliance',
+          }),
+        );
       if (flags.json) {
         io.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
         return;
       }
       io.stdout.write(
         formatTable(
-          ['ID', 'ONLINE', 'GENERATION', 'LAST SEEN', 'LABELS'],
+          ['ID', 'ONLINE', 'COMPLIANCE', 'GENERATION', 'LAST SEEN', 'LABELS'],
           list.map((device) => [
             device.id,
             device.online ? 'yes' : 'no',
+            complianceText(device.compliance),
             `${device.appliedGeneration}/${device.desiredGeneration}`,
             device.lastSeen ?? '-',
             formatLabels(device.labels),
@@ -87,6 +114,18 @@ export function registerDevices(program: Command, io: CliIo): void {
     );
 
   registerDeviceVerbs(devices, io);
+}
+
+/**
+ * The overall state, and the services in that state with a failure's reason:
+ * `failed (web: start-timeout)`.
+ */
+export function complianceText({ state, services }: Json<DeviceView>['compliance']): string {
+  if (state === 'in-sync' || state === 'offline' || state === 'unknown') return state;
+  const named = services
+    .filter((s) => s.state === state)
+    .map((s) => (s.failure ? `${s.service}: ${s.failure.reason}` : s.service));
+  return named.length > 0 ? `${state} (${named.join(', ')})` : state;
 }
 
 /** `k=v,k2=v2` → labels; the controller checks each key and value. */

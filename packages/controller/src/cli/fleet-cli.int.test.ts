@@ -146,8 +146,11 @@ describe('podfleet against a running controller', () => {
       'pi-3',
     ]);
     const table = await run('devices', 'ls', '--selector', 'site=berlin');
-    expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+ONLINE\s+GENERATION\s+LAST SEEN\s+LABELS$/);
-    expect(table.stdout).toMatch(/^pi-1\s+yes\s+0\/0\s+-\s+site=berlin,tier=edge$/m);
+    expect(table.stdout.split('\n')[0]).toMatch(
+      /^ID\s+ONLINE\s+COMPLIANCE\s+GENERATION\s+LAST SEEN\s+LABELS$/,
+    );
+    // Online, but no manifest and no state report yet: nothing to judge it by.
+    expect(table.stdout).toMatch(/^pi-1\s+yes\s+unknown\s+0\/0\s+-\s+site=berlin,tier=edge$/m);
     expect(table.stdout.trim().split('\n')).toHaveLength(2);
     const groups = await run('groups', 'ls');
     expect(groups.stdout).toMatch(/^edge\s+10\s+tier=edge\s+1\s+api@1,web@2\s+web$/m);
@@ -222,7 +225,7 @@ describe('podfleet against a running controller', () => {
     expect(json.stdout).not.toMatch(/[\x7f-\x9f\u202a-\u202e]/);
     expect(JSON.parse(json.stdout)[0].payload.message).toBe(hostile);
     const devices = await run('devices', 'ls', '--selector', 'note');
-    expect(devices.stdout).toMatch(/^pi-x\s+no\s+0\/0\s+-\s+note=a\\tb$/m);
+    expect(devices.stdout).toMatch(/^pi-x\s+no\s+offline\s+0\/0\s+-\s+note=a\\tb$/m);
     // An error quoting what it was given is one line, its controls shown.
     expect(await runCliCaptured(['render', '-f', '-', '--style', 'x\x1b[2J\ny'])).toEqual({
       code: 2,

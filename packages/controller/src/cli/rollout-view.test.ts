@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { RolloutSpec } from '@podfleet/shared';
 import type { RolloutStatus } from '../rollouts/status.js';
 import { emptyCounts } from '../rollouts/status.js';
-import { renderRollout, statusLine } from './rollout-view.js';
+import { renderRollout, stateText, statusLine } from './rollout-view.js';
 
 const device = (
   id: string,
@@ -148,5 +148,25 @@ describe('statusLine', () => {
     const held = { ...plain, waiting: ['window opens 02:00\nUTC'] };
     expect(statusLine(held)).not.toBe(statusLine(plain));
     expect(statusLine(held)).not.toContain('\n');
+  });
+});
+
+describe('a rollout that succeeded with failed devices', () => {
+  const succeeded = (failed: number): RolloutStatus => {
+    const base = status();
+    const counts = { ...emptyCounts(), succeeded: 4 - failed, failed, total: 4 };
+    return { ...base, state: 'succeeded', counts, failures: base.failures.slice(0, failed) };
+  };
+
+  it('says it accepted them, in the view, its failures and the one-line status', () => {
+    const view = renderRollout(succeeded(1));
+    expect(view).toContain('state succeeded with 1 failed device accepted\n');
+    expect(view).toContain('  b: web: not ready within 60s (accepted)\n');
+    expect(statusLine(succeeded(1))).toMatch(/^succeeded with 1 failed device accepted: 3\/4/);
+  });
+
+  it('is plainly succeeded without failures', () => {
+    expect(stateText(succeeded(0))).toBe('succeeded');
+    expect(stateText({ ...succeeded(2), state: 'failed' })).toBe('failed');
   });
 });

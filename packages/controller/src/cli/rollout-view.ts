@@ -19,7 +19,7 @@ export function renderRollout(status: RolloutStatus, maxFailures = 10): string {
   const c = status.counts;
   const lines = [
     `rollout ${status.id}  ${status.service} → ${status.targetImage}`,
-    `state ${status.state}${status.reason ? ` — ${status.reason}` : ''}`,
+    `state ${stateText(status)}${status.reason ? ` — ${status.reason}` : ''}`,
     `${c.succeeded}/${c.total} succeeded, ${c.failed} failed, ${c.pending + c.updating} pending (${c.offline} offline), ${c.skipped} skipped${c.deferred ? `, ${c.deferred} deferred` : ''}${c.reverting + c.reverted ? `, ${c.reverted} reverted, ${c.reverting} reverting` : ''}`,
     '',
   ];
@@ -47,7 +47,7 @@ export function renderRollout(status: RolloutStatus, maxFailures = 10): string {
     lines.push('', 'failures:');
     for (const device of failures.slice(0, maxFailures))
       lines.push(
-        `  ${device.id}: ${device.failure ? `${device.failure.reason}${device.failure.unit ? ` (${device.failure.unit})` : ''}: ` : ''}${device.reason ?? 'failed'}${device.accepted ? ' (accepted on resume)' : ''}`,
+        `  ${device.id}: ${device.failure ? `${device.failure.reason}${device.failure.unit ? ` (${device.failure.unit})` : ''}: ` : ''}${device.reason ?? 'failed'}${device.accepted ? ' (accepted on resume)' : status.state === 'succeeded' ? ' (accepted)' : ''}`,
       );
     const more = Math.max(c.failed, failures.length) - Math.min(maxFailures, failures.length);
     if (more > 0) lines.push(`  … and ${more} more`);
@@ -67,10 +67,20 @@ export function statusLine(status: RolloutStatus): string {
   const waiting = status.waiting.length > 0 ? `; waiting: ${status.waiting.join('; ')}` : '';
   const approve = status.awaitingApproval ? ` (podfleet rollout approve ${status.id})` : '';
   return visible(
-    `${status.state}${where}: ${c.succeeded}/${c.total} succeeded, ${c.failed} failed, ` +
+    `${stateText(status)}${where}: ${c.succeeded}/${c.total} succeeded, ${c.failed} failed, ` +
       `${c.pending + c.updating} pending (${c.offline} offline)${waiting}${approve}` +
       `${status.reason ? ` — ${status.reason}` : ''}`,
   );
+}
+
+/**
+ * The rollout's state, and for one that succeeded with failed devices how many it accepted
+ * (within maxFailures, or resumed over): those devices do not run the target image.
+ */
+export function stateText(status: Pick<RolloutStatus, 'state' | 'counts'>): string {
+  const failed = status.counts.failed;
+  if (status.state !== 'succeeded' || failed === 0) return status.state;
+  return `succeeded with ${failed} failed device${failed === 1 ? '' : 's'} accepted`;
 }
 
 function batchName(batch: { index: number; kind: 'canary' | 'batch' }): string {

@@ -257,11 +257,13 @@ export function registerRollout(program: Command, io: CliIo): void {
         if (flags.json) return void io.stdout.write(`${JSON.stringify(devices)}\n`);
         return void io.stdout.write(
           formatTable(
-            ['DEVICE', 'BATCH', 'STATE', 'ONLINE', 'IMAGE', 'REASON'],
+            ['DEVICE', 'BATCH', 'STATE', 'COMPLIANCE', 'ONLINE', 'IMAGE', 'REASON'],
             devices.map((d) => [
               d.id,
               String(d.batch),
-              d.state,
+              d.accepted ? `${d.state} (accepted)` : d.state,
+              // What the device runs now against its manifest, whatever the rollout concluded.
+              d.compliance ?? '-',
               d.online ? 'yes' : 'no',
               `${d.from} → ${d.to}`,
               // A failure's structured reason first; a device held back says why.

@@ -4,6 +4,7 @@ import { clientFor, naming, withConnection, type ConnectionFlags } from './api-c
 import type { CliIo } from './io.js';
 import { readServiceSpecs } from './spec-file.js';
 import { formatTable } from './table.js';
+import type { RunningVersion } from '../compliance/versions.js';
 
 interface ApplyFlags extends ConnectionFlags {
   file: string;
@@ -66,7 +67,7 @@ export function registerServices(program: Command, io: CliIo): void {
   withConnection(
     services
       .command('ls')
-      .description('list services with their latest revision')
+      .description('list services with their latest revision and how many devices run which image')
       .option('--json', 'print the services as JSON'),
   ).action(async (flags: ConnectionFlags & { json?: boolean }) => {
     const list = await (await clientFor(flags)).services();
@@ -76,9 +77,28 @@ export function registerServices(program: Command, io: CliIo): void {
     }
     io.stdout.write(
       formatTable(
-        ['NAME', 'REVISION', 'IMAGE'],
-        list.map((s) => [s.name, String(s.latest?.revision ?? '-'), s.latest?.image ?? '-']),
+        ['NAME', 'REVISION', 'IMAGE', 'RUNNING'],
+        list.map((s) => [
+          s.name,
+          String(s.latest?.revision ?? '-'),
+          s.latest?.image ?? '-',
+          runningText(s.running),
+        ]),
       ),
     );
   });
+}
+
+/**
+ * The version distribution: `2 × web:1.8, 1 × web:1.4`, most devices first; `(2 image ids)` when
+ * devices run different images under one reference (a tag that moved); --json lists them.
+ */
+export function runningText(running: readonly RunningVersion[]): string {
+  if (running.length === 0) return '-';
+  return running
+    .map((v) => {
+      const ids = v.imageIds.filter((entry) => entry.imageId !== null).length;
+      return `${v.devices} × ${v.image}${ids > 1 ? ` (${ids} image ids)` : ''}`;
+    })
+    .join(', ');
 }

@@ -72,6 +72,41 @@ const device = (id: string, online = true) => ({
   unitStyle: 'quadlet',
   desiredGeneration: 3,
   appliedGeneration: 2,
+  compliance: { state: 'updating', services: [] },
+});
+
+describe('the devices view', () => {
+  it('counts devices per compliance state, worst first, and says why one is failed', () => {
+    const failed = {
+      ...device('sim-0031'),
+      appliedGeneration: 3,
+      compliance: {
+        state: 'failed',
+        services: [
+          {
+            service: 'web',
+            state: 'failed',
+            desired: 'web:1.8',
+            running: 'web:1.4',
+            failure: { reason: 'start-timeout', detail: 'not ready in 20s' },
+          },
+        ],
+      },
+    };
+    const synced = {
+      ...device('sim-0001'),
+      compliance: { state: 'in-sync', services: [] },
+    };
+    const view = devicesView(
+      { items: [synced, failed, { ...synced, id: 'sim-0002' }], nextCursor: null },
+      undefined,
+      Date.now(),
+    );
+    const text = texts(view).join('');
+    expect(text).toContain('3 online, 0 offline; 1 failed, 2 in-sync');
+    expect(text).toContain('web: start-timeout — runs web:1.4, asked web:1.8');
+    expect(text).not.toContain('behind');
+  });
 });
 
 describe('dashboard views', () => {

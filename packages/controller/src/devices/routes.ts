@@ -2,6 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { commitChange } from '../audit/change.js';
+import type { DeviceCompliance } from '../compliance/compliance.js';
+import { complianceOf, readCompliance, scanByCompliance } from '../compliance/read.js';
 import { Prisma, type PrismaClient } from '../db/client.js';
 import { parseSelector } from '../desired/index.js';
 import { revokeCredentials } from '../enrollment/credentials.js';
@@ -42,7 +44,7 @@ export function deviceRoutes(app: FastifyInstance): void {
       },
     },
     async (request) => {
-      const { selector, online, group, limit, cursor } = request.query;
+      const { selector, online, group, compliance, limit, cursor } = request.query;
       const conditions: Prisma.Sql[] = [];
       const parsed = selector === undefined ? undefined : parseSelector(selector);
       if (parsed?.ok) conditions.push(selectorCondition(parsed.selector));
@@ -52,25 +54,19 @@ export function deviceRoutes(app: FastifyInstance): void {
         if (!stored) throw notFound(`group ${group}`);
         conditions.push(memberCondition(stored));
       }
-      if (cursor !== undefined) {
-        conditions.push(Prisma.sql`id > ${decodeCursor(cursor, Cursor)[0]}::text`);
-      }
-      const where = conditions.length
-        ? Prisma.sql`WHERE ${Prisma.join(conditions, ' AND ')}`
-        : Prisma.empty;
-      // Selectors and membership are SQL on labels, so a filter costs one indexed scan, not a
-      // load of every device; the page's rows are then read by id.
-      const ids = await prisma().$queryRaw<{ id: string }[]>`
-        SELECT id FROM devices ${where} ORDER BY id LIMIT ${limit + 1}::int`;
-      const shown = ids.slice(0, limit).map((row) => row.id);
+      const after = cursor === undefined ? undefined : decodeCursor(cursor, Cursor)[0];
+      const page =
+        compliance === undefined
+          ? await pageOfIds(prisma(), conditions, after, limit)
+          : await scanByCompliance(prisma(), conditions, compliance, after, limit);
       const devices = await prisma().device.findMany({
-        where: { id: { in: shown } },
+        where: { id: { in: page.ids } },
         orderBy: { id: 'asc' },
       });
-      const last = shown.at(-1);
+      const last = page.ids.at(-1);
       return {
-        items: devices.map(deviceView),
-        nextCursor: ids.length > limit && last !== undefined ? encodeCursor([last]) : null,
+        items: devices.map((device) => deviceView(device, page.compliance.get(device.id)!)),
+        nextCursor: page.more && last !== undefined ? encodeCursor([last]) : null,
       };
     },
   );
@@ -224,12 +220,31 @@ export function deviceRoutes(app: FastifyInstance): void {
   );
 }
 
+/**
+ * A page of device ids after `after` matching `conditions`, with their compliance. Selectors and
+ * membership are SQL on labels, so a filter costs one indexed scan, not a load of every device.
+ */
+async function pageOfIds(
+  prisma: PrismaClient,
+  conditions: Prisma.Sql[],
+  after: string | undefined,
+  limit: number,
+): Promise<{ ids: string[]; compliance: Map<string, DeviceCompliance>; more: boolean }> {
+  const all = after === undefined ? conditions : [...conditions, Prisma.sql`id > ${after}::text`];
+  const where = all.length ? Prisma.sql`WHERE ${Prisma.join(all, ' AND ')}` : Prisma.empty;
+  const rows = await prisma.$queryRaw<{ id: string }[]>`
+    SELECT id FROM devices ${where} ORDER BY id LIMIT ${limit + 1}::int`;
+  const ids = rows.slice(0, limit).map((row) => row.id);
+  return { ids, compliance: await readCompliance(prisma, ids), more: rows.length > limit };
+}
+
 async function deviceDetail(prisma: PrismaClient, id: string): Promise<DeviceDetailView> {
   const device = await prisma.device.findUnique({ where: { id }, include: { pins: true } });
   if (!device) throw await unknownDevice(prisma, id);
   const groups = await groupsOfDevice(prisma, { id, labels: labelsOf(device) });
+  const compliance = await complianceOf(prisma, id);
   return {
-    ...deviceView(device),
+    ...deviceView(device, compliance),
     groups,
     pins: device.pins.map((pin) => ({ id: pin.id, service: pin.serviceName, image: pin.image })),
     lastState: device.lastState as Record<string, unknown> | null,

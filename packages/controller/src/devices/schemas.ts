@@ -3,6 +3,7 @@ import { DeviceId, NewDeviceId } from '@podfleet/shared';
 import { LabelKey, LabelValue, SelectorText } from '../desired/index.js';
 import { GroupName } from '../groups/schemas.js';
 import { PageQuery } from '../http/pages.js';
+import { ComplianceState } from '../compliance/compliance.js';
 
 export const DeviceParams = z.strictObject({ id: DeviceId });
 
@@ -15,6 +16,8 @@ export const DeviceQuery = z.strictObject({
     .optional(),
   /** Devices in this group: listed or matching its selector. */
   group: GroupName.optional(),
+  /** Devices whose overall compliance is this (docs/decisions/012-compliance.md). */
+  compliance: ComplianceState.optional(),
   ...PageQuery,
 });
 
@@ -31,6 +34,28 @@ export const PatchDevice = z.strictObject({
 
 const Labels = z.record(z.string(), z.string());
 
+const ComplianceFailureView = z.object({
+  reason: z.string(),
+  detail: z.string(),
+  unit: z.string().optional(),
+  journal: z.array(z.string()).readonly().optional(),
+});
+
+/** The device against its desired manifest, per service and overall (compliance/compliance.ts). */
+export const ComplianceView = z.object({
+  state: ComplianceState,
+  services: z.array(
+    z.object({
+      service: z.string(),
+      state: ComplianceState,
+      desired: z.string().nullable(),
+      running: z.string().nullable(),
+      imageId: z.string().optional(),
+      failure: ComplianceFailureView.optional(),
+    }),
+  ),
+});
+
 export const DeviceView = z.object({
   id: z.string(),
   labels: Labels,
@@ -45,6 +70,7 @@ export const DeviceView = z.object({
   desiredGeneration: z.number().int(),
   /** The generation the device last reported applied. */
   appliedGeneration: z.number().int(),
+  compliance: ComplianceView,
   createdAt: z.date(),
   updatedAt: z.date(),
 });

@@ -1,11 +1,12 @@
 import type { Device } from '../db/generated/client.js';
+import type { DeviceCompliance } from '../compliance/compliance.js';
 import type { DeviceView } from './schemas.js';
 
 export function labelsOf(device: { labels: unknown }): Record<string, string> {
   return device.labels as Record<string, string>;
 }
 
-export function deviceView(device: Device): DeviceView {
+export function deviceView(device: Device, compliance: DeviceCompliance): DeviceView {
   return {
     id: device.id,
     labels: labelsOf(device),
@@ -18,6 +19,7 @@ export function deviceView(device: Device): DeviceView {
     unitStyle: device.unitStyle,
     desiredGeneration: device.desiredGeneration,
     appliedGeneration: device.appliedGeneration,
+    compliance,
     createdAt: device.createdAt,
     updatedAt: device.updatedAt,
   };

@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { commitChange } from '../audit/change.js';
 import { hashToken } from '../auth/tokens.js';
+import { complianceOf } from '../compliance/read.js';
 import { deviceView } from '../devices/view.js';
 import type { RoutePlugin } from '../http/app.js';
 import { conflict, HttpError } from '../http/errors.js';
@@ -88,7 +89,7 @@ export function enrollRoute(options: EnrollOptions = {}): RoutePlugin {
             });
             const credentials = await issueCredentials(issuers, { id, labels, group }, tx);
             return {
-              result: { device: deviceView(device), credentials },
+              result: { device: deviceView(device, await complianceOf(tx, id)), credentials },
               audit: {
                 action: 'device.enroll',
                 target: `device/${id}`,

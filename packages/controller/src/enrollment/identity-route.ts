@@ -5,6 +5,7 @@ import { NewDeviceId } from '@podfleet/shared';
 import { commitChange } from '../audit/change.js';
 import { Labels } from '../desired/index.js';
 import { patchLabels } from '../devices/device-rows.js';
+import { complianceOf } from '../compliance/read.js';
 import { deviceView } from '../devices/view.js';
 import { GroupName } from '../groups/schemas.js';
 import { conflict, notFound } from '../http/errors.js';
@@ -81,7 +82,11 @@ export function identityRoutes(app: FastifyInstance): void {
           tx,
         );
         return {
-          result: { device: deviceView(device), credentials, created: !existing },
+          result: {
+            device: deviceView(device, await complianceOf(tx, id)),
+            credentials,
+            created: !existing,
+          },
           audit: {
             action: existing ? 'device.identity.reissue' : 'device.identity.issue',
             target: `device/${id}`,

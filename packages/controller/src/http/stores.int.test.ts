@@ -74,6 +74,56 @@ describe.each<StoreKind>(['postgres', 'embedded'])('the API on the %s store', (s
     expect((await api.call('viewer', 'GET', '/v1/devices/pi-6')).json().groups).toEqual(['berlin']);
   });
 
+  it('judges compliance from manifests, reports and events, and filters and pages by it', async () => {
+    const web = (image: string) => ({ name: 'web', image, unit: { active: 'active', sub: 'running', restarts: 0 }, ready: true, health: 'ready' }); // prettier-ignore
+    const v18 = 'registry.example/acme/web:1.8';
+    const device = (id: string, runs: string) => ({
+      id,
+      online: true,
+      desiredGeneration: 3,
+      appliedGeneration: 3,
+      desiredManifest: { device: id, generation: 3, services: [{ name: 'web', image: v18 }] },
+      lastState: { device: id, generation: 3, services: [web(runs)] },
+    });
+    await api.prisma.device.createMany({
+      data: [
+        device('cx-1', v18),
+        device('cx-2', 'registry.example/acme/web:1.4'),
+        device('cx-3', 'registry.example/acme/web:1.4'),
+      ],
+    });
+    await api.prisma.deviceEvent.createMany({
+      data: ['cx-2', 'cx-3'].map((deviceId) => ({
+        id: randomUUID(),
+        deviceId,
+        type: 'apply',
+        at: new Date(),
+        payload: { type: 'apply', generation: 3, result: 'failed', services: [], failure: { reason: 'pull-failed', journal: [] } }, // prettier-ignore
+      })),
+    });
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const url: string = `/v1/devices?compliance=failed&limit=1${cursor ? `&cursor=${cursor}` : ''}`;
+      const page = (await api.call('viewer', 'GET', url)).json();
+      seen.push(...page.items.map((d: { id: string }) => d.id));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual(['cx-2', 'cx-3']);
+    const failed = (await api.call('viewer', 'GET', '/v1/devices/cx-2')).json().compliance;
+    expect(failed.services[0]).toMatchObject({
+      state: 'failed',
+      failure: { reason: 'pull-failed' },
+    });
+    const synced = await api.call('viewer', 'GET', '/v1/devices?compliance=in-sync');
+    expect(synced.json().items.map((d: { id: string }) => d.id)).toEqual(['cx-1']);
+    const bogus = await api.call('viewer', 'GET', '/v1/devices?compliance=converged');
+    expect(bogus.statusCode).toBe(400);
+    expect(bogus.json().message).toMatch(/^querystring\.compliance: /);
+    // Their events would count in the walk through events below.
+    await api.prisma.device.deleteMany({ where: { id: { startsWith: 'cx-' } } });
+  });
+
   it('pages events and the audit log', async () => {
     await api.prisma.deviceEvent.createMany({
       data: Array.from({ length: 5 }, () => ({

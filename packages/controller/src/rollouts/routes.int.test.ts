@@ -247,7 +247,18 @@ describe('rollout routes', () => {
     expect(first.items.map((d: { id: string }) => d.id)).toEqual(['a', 'b']);
     const second = (await devices(`?limit=2&cursor=${first.nextCursor}`)).json();
     expect(second).toEqual({
-      items: [{ id: 'c', batch: 1, state: 'updating', from: V1, to: V2, online: false }],
+      // Its compliance now, beside its rollout state: offline says nothing of what it runs.
+      items: [
+        {
+          id: 'c',
+          batch: 1,
+          state: 'updating',
+          from: V1,
+          to: V2,
+          online: false,
+          compliance: 'offline',
+        },
+      ],
       nextCursor: null,
     });
     const ids = async (query: string) =>

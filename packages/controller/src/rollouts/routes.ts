@@ -1,3 +1,4 @@
+import { readCompliance } from '../compliance/read.js';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -177,11 +178,19 @@ export function rolloutRoutes(engine: RolloutEngine): RoutePlugin {
           limit: limit + 1,
         });
         if (!rows) throw notFound(`rollout ${request.params.id}`);
+        // What each device of the page runs now, against its manifest: two queries a page.
+        const compliance = await readCompliance(
+          app.deps.db.prisma,
+          rows.slice(0, limit).map((row) => row.id),
+        );
         return cutPage(
           rows,
           limit,
           (row) => [row.batch, row.id],
-          (row) => row,
+          (row) => {
+            const state = compliance.get(row.id)?.state;
+            return state === undefined ? row : { ...row, compliance: state };
+          },
         );
       },
     );

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DeviceFailure, ROLLOUT_STATES, RolloutSpec, SERVICE_NAME } from '@podfleet/shared';
+import { ComplianceState } from '../compliance/compliance.js';
 import { PageQuery } from '../http/pages.js';
 
 const DeviceState = z.enum([
@@ -37,6 +38,8 @@ export const RolloutDeviceView = z.object({
   failure: DeviceFailure.optional(),
   /** A failure an operator resumed over: thresholds and abort criteria no longer count it. */
   accepted: z.boolean().optional(),
+  /** The device's compliance now (decision 012); in the device listing, not in the status. */
+  compliance: ComplianceState.optional(),
 });
 
 // Strict, as every listing's querystring: a misspelt filter (`?stat=failed`) is a 400, not ignored.

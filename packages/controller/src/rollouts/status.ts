@@ -1,4 +1,5 @@
 import type { DeviceFailure, RolloutSpec, RolloutState } from '@podfleet/shared';
+import type { ComplianceState } from '../compliance/states.js';
 import type { DeviceRolloutState } from './progress.js';
 
 export interface RolloutDeviceStatus {
@@ -14,6 +15,8 @@ export interface RolloutDeviceStatus {
   failure?: DeviceFailure;
   /** A failure an operator resumed over. */
   accepted?: boolean;
+  /** The device's compliance now, in the paged device listing (decision 012). */
+  compliance?: ComplianceState;
 }
 
 export interface RolloutBatchStatus {

@@ -1,3 +1,4 @@
+import { runningVersions } from '../compliance/versions.js';
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -102,7 +103,8 @@ export function serviceRoutes(app: FastifyInstance): void {
       config: { role: 'viewer' },
       schema: {
         tags: ['services'],
-        summary: 'Services by name, with their latest revision',
+        summary:
+          'Services by name, with their latest revision and how many devices run which image',
         querystring: ServiceListQuery,
         response: { 200: pageOf(ServiceSummary) },
       },
@@ -116,6 +118,10 @@ export function serviceRoutes(app: FastifyInstance): void {
         take: limit + 1,
         include: { revisions: { orderBy: { revision: 'desc' }, take: 1 } },
       });
+      const versions = await runningVersions(
+        prisma(),
+        rows.slice(0, limit).map((row) => row.name),
+      );
       return cutPage(
         rows,
         limit,
@@ -128,6 +134,7 @@ export function serviceRoutes(app: FastifyInstance): void {
             latest: latest
               ? { revision: latest.revision, image: latest.image, createdAt: latest.createdAt }
               : null,
+            running: versions.get(row.name) ?? [],
           };
         },
       );

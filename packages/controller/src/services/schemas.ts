@@ -49,6 +49,14 @@ export const ServiceSummary = z.object({
   name: z.string(),
   createdAt: z.date(),
   latest: LatestRevision.nullable(),
+  /** How many devices run it under which image (compliance/versions.ts), most devices first. */
+  running: z.array(
+    z.object({
+      image: z.string(),
+      devices: z.number().int(),
+      imageIds: z.array(z.object({ imageId: z.string().nullable(), devices: z.number().int() })),
+    }),
+  ),
 });
 export type ServiceSummary = z.input<typeof ServiceSummary>;
 
