@@ -181,6 +181,19 @@ describe('podfleet-agent.service on a systemd 257 device', () => {
     );
   });
 
+  it("stops and disables Podman's own auto-update timer once a service asks for auto-update (the agent gates it)", async () => {
+    // Debian 12 enables podman-auto-update.timer (a daily run with no gate and no rejected
+    // images); here an operator does, then the agent restarts.
+    await device.exec(['systemctl', 'enable', '--now', 'podman-auto-update.timer']);
+    await device.exec(['systemctl', 'restart', AGENT_UNIT]);
+    await until('the agent active again', (s) => s.ActiveState === 'active');
+    expect(await show('podman-auto-update.timer', ['ActiveState', 'UnitFileState'])).toEqual({
+      ActiveState: 'inactive',
+      UnitFileState: 'disabled',
+    });
+    expect(await journal()).toContain('podman-auto-update.timer stopped and disabled');
+  });
+
   it('runs podman auto-update and journalctl for its commands, under the unit hardening', async () => {
     // A new image under the same tag: `podman auto-update` (local policy) restarts web.service
     // through systemd, the agent's gate checks it, the answer says updated.

@@ -77,6 +77,7 @@ const DEFAULT_INTERVALS: AgentIntervals = {
   healthMs: 15_000,
 };
 const silent = pino({ level: 'silent' });
+const PODMAN_TIMER = 'podman-auto-update.timer';
 
 /**
  * podfleet-agent's loop for one device. Manifests from the desired topic are checked and applied
@@ -129,7 +130,11 @@ export class DeviceAgent {
     this.appliedGeneration = (await this.options.store.loadApplied())?.generation ?? 0;
     this.trustedKeys = (await this.options.store.loadTrustedKeys()) ?? this.options.trustedKeys;
     this.running = true;
-    const resolved = this.lane.run(() => this.resolveInterrupted());
+    const resolved = this.lane.run(async () => {
+      const changed = await this.resolveInterrupted();
+      await this.keepPodmanTimerOff();
+      return changed;
+    });
     link.on('desired', this.onDesired);
     link.on('command', this.commands.receive);
     link.on('up', this.onUp);
@@ -166,6 +171,28 @@ export class DeviceAgent {
       this.logger.error(`unfinished changes: ${(error as Error).message}`);
       await this.emit([this.errorEvent(`unfinished changes: ${(error as Error).message}`)]);
       return true;
+    }
+  }
+
+  /**
+   * Debian enables Podman's own `podman-auto-update.timer`: a daily `podman auto-update` that
+   * restarts every labelled container with no gate and no memory of rejected images, and at boot
+   * when a run was missed. The agent runs auto-update itself (gated, on its own schedule), so it
+   * stops and disables that timer whenever a service here carries the label (decision 009).
+   */
+  private async keepPodmanTimerOff(): Promise<void> {
+    const { driver, store } = this.options;
+    const record = await store.loadApplied();
+    if (!record?.services.some((s) => s.spec.autoUpdate !== 'off')) return;
+    try {
+      const timer = await driver.unitStatus(PODMAN_TIMER);
+      if (timer.active === 'active') await driver.stop(PODMAN_TIMER);
+      if (timer.fileState === 'enabled') await driver.disable(PODMAN_TIMER);
+      if (timer.active === 'active' || timer.fileState === 'enabled') {
+        this.logger.warn(`${PODMAN_TIMER} stopped and disabled: the agent runs auto-update, gated`);
+      }
+    } catch (error) {
+      this.logger.warn(`${PODMAN_TIMER}: ${(error as Error).message}`);
     }
   }
 
@@ -318,6 +345,7 @@ export class DeviceAgent {
       this.appliedGeneration = outcome.record.generation;
       this.logger.info(`generation ${manifest.generation}: ${outcome.result}`);
       await this.emit(outcome.events);
+      await this.keepPodmanTimerOff();
     } catch (error) {
       // The host or the state directory failed mid-way; the drift check tries again.
       this.logger.error(`generation ${manifest.generation}: ${(error as Error).message}`);
