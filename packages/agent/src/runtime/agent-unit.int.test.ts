@@ -181,17 +181,21 @@ describe('podfleet-agent.service on a systemd 257 device', () => {
     );
   });
 
-  it("stops and disables Podman's own auto-update timer once a service asks for auto-update (the agent gates it)", async () => {
-    // Debian 12 enables podman-auto-update.timer (a daily run with no gate and no rejected
-    // images); here an operator does, then the agent restarts.
-    await device.exec(['systemctl', 'enable', '--now', 'podman-auto-update.timer']);
+  it("stops and disables Podman's own auto-update (boot service and daily timer) once a service asks for auto-update", async () => {
+    // Debian 12 enables podman-auto-update.service and .timer (ungated runs, then an image
+    // prune); here an operator does, then the agent restarts.
+    const podmans = ['podman-auto-update.timer', 'podman-auto-update.service'];
+    await device.exec(['systemctl', 'enable', ...podmans]);
+    await device.exec(['systemctl', 'start', 'podman-auto-update.timer']);
     await device.exec(['systemctl', 'restart', AGENT_UNIT]);
     await until('the agent active again', (s) => s.ActiveState === 'active');
-    expect(await show('podman-auto-update.timer', ['ActiveState', 'UnitFileState'])).toEqual({
-      ActiveState: 'inactive',
-      UnitFileState: 'disabled',
-    });
-    expect(await journal()).toContain('podman-auto-update.timer stopped and disabled');
+    for (const unit of podmans) {
+      expect(await show(unit, ['ActiveState', 'UnitFileState'])).toMatchObject({
+        UnitFileState: 'disabled',
+      });
+      expect(await journal()).toContain(`${unit} stopped and disabled`);
+    }
+    expect((await show('podman-auto-update.timer', ['ActiveState'])).ActiveState).toBe('inactive');
   });
 
   it('runs podman auto-update and journalctl for its commands, under the unit hardening', async () => {

@@ -77,7 +77,8 @@ const DEFAULT_INTERVALS: AgentIntervals = {
   healthMs: 15_000,
 };
 const silent = pino({ level: 'silent' });
-const PODMAN_TIMER = 'podman-auto-update.timer';
+/** Podman's own auto-update, which Debian 12 enables at boot and daily. */
+const PODMAN_AUTO_UPDATE = ['podman-auto-update.timer', 'podman-auto-update.service'];
 
 /**
  * podfleet-agent's loop for one device. Manifests from the desired topic are checked and applied
@@ -132,7 +133,7 @@ export class DeviceAgent {
     this.running = true;
     const resolved = this.lane.run(async () => {
       const changed = await this.resolveInterrupted();
-      await this.keepPodmanTimerOff();
+      await this.keepPodmanAutoUpdateOff();
       return changed;
     });
     link.on('desired', this.onDesired);
@@ -175,24 +176,28 @@ export class DeviceAgent {
   }
 
   /**
-   * Debian enables Podman's own `podman-auto-update.timer`: a daily `podman auto-update` that
-   * restarts every labelled container with no gate and no memory of rejected images, and at boot
-   * when a run was missed. The agent runs auto-update itself (gated, on its own schedule), so it
-   * stops and disables that timer whenever a service here carries the label (decision 009).
+   * Debian 12 enables Podman's own `podman-auto-update.service` (run at every boot) and its daily
+   * `podman-auto-update.timer`: `podman auto-update` then `podman image prune -f`, with no gate,
+   * no memory of rejected images, and the previous good image pruned once it is untagged. The
+   * agent runs auto-update itself (gated, on its own schedule), so it stops and disables both
+   * whenever a service here carries the label (decision 009).
    */
-  private async keepPodmanTimerOff(): Promise<void> {
+  private async keepPodmanAutoUpdateOff(): Promise<void> {
     const { driver, store } = this.options;
     const record = await store.loadApplied();
     if (!record?.services.some((s) => s.spec.autoUpdate !== 'off')) return;
-    try {
-      const timer = await driver.unitStatus(PODMAN_TIMER);
-      if (timer.active === 'active') await driver.stop(PODMAN_TIMER);
-      if (timer.fileState === 'enabled') await driver.disable(PODMAN_TIMER);
-      if (timer.active === 'active' || timer.fileState === 'enabled') {
-        this.logger.warn(`${PODMAN_TIMER} stopped and disabled: the agent runs auto-update, gated`);
+    for (const unit of PODMAN_AUTO_UPDATE) {
+      try {
+        const status = await driver.unitStatus(unit);
+        const up = status.active === 'active' || status.active === 'activating';
+        if (up) await driver.stop(unit);
+        if (status.fileState === 'enabled') await driver.disable(unit);
+        if (up || status.fileState === 'enabled') {
+          this.logger.warn(`${unit} stopped and disabled: the agent runs auto-update, gated`);
+        }
+      } catch (error) {
+        this.logger.warn(`${unit}: ${(error as Error).message}`);
       }
-    } catch (error) {
-      this.logger.warn(`${PODMAN_TIMER}: ${(error as Error).message}`);
     }
   }
 
@@ -345,7 +350,7 @@ export class DeviceAgent {
       this.appliedGeneration = outcome.record.generation;
       this.logger.info(`generation ${manifest.generation}: ${outcome.result}`);
       await this.emit(outcome.events);
-      await this.keepPodmanTimerOff();
+      await this.keepPodmanAutoUpdateOff();
     } catch (error) {
       // The host or the state directory failed mid-way; the drift check tries again.
       this.logger.error(`generation ${manifest.generation}: ${(error as Error).message}`);

@@ -80,10 +80,12 @@ export class AgentLab {
       await watch.clearDevices([id]);
       const lab = new AgentLab(options, device, registry, broker, watch);
       await installStepTraps(device);
-      // Debian enables Podman's own daily podman-auto-update.timer (Persistent=true: a boot after
-      // a missed midnight runs it). It updates behind the agent's gate and its rejected images;
-      // here it would also run at random in a test that crosses midnight. The agent owns updates.
+      // Debian 12 enables Podman's own podman-auto-update.service (at every boot) and its daily
+      // timer: ungated updates and `podman image prune`, behind the agent's back. The agent
+      // disables both once it runs; masked here already, since the first boot's run races the
+      // test (and would leave the device degraded when it fails).
       await device.exec(['systemctl', 'mask', '--now', 'podman-auto-update.timer']);
+      await device.exec(['systemctl', 'mask', '--now', 'podman-auto-update.service']);
       await installAgent(
         device,
         { device: id, brokerUrl: broker.deviceUrl(device), publicKeyPem: options.key.publicKeyPem },
